@@ -1,0 +1,78 @@
+"""Exercise checks: run a student's code on inputs the check draws, then judge the results.
+
+A check cell in an exercise notebook calls :func:`check` with the part's id and the
+student's answer (usually a function)::
+
+    checks.check("ex1-fit-ols", fit_ols)
+
+and prints one short verdict, for example::
+
+    ✔ ex1-fit-ols  1/1  fit_ols agrees with least squares on 4 data sets the check drew.
+
+Each check works in two steps, kept apart on purpose:
+
+``collect(answer)``
+    runs the student's code on inputs drawn from a fixed seed, and returns plain data
+    (lists of floats, strings, and the text of any exception). Nothing else leaves it.
+``judge(collected)``
+    redraws the same inputs from the seed, computes the reference answer with a trusted
+    library (numpy, statsmodels), and compares. It returns a :class:`Verdict`.
+
+In a notebook both steps run in the kernel. A grader runs ``collect`` in the sandboxed
+student kernel and ``judge`` in its own process, so that patching numpy or this module in
+the kernel cannot fake a pass.
+
+Checks go from cheap to specific: type, then shape, then values; a failure says which
+step failed, what was expected and what came back, and a hint for the known mistakes.
+"""
+
+from __future__ import annotations
+
+from course_lib.checks.core import (
+    Check,
+    CheckFailure,
+    FunctionCheck,
+    Verdict,
+    get_check,
+    list_checks,
+    register,
+)
+
+
+def run(part: str, *answers) -> Verdict:
+    """Collect and judge the answer to one part, returning the verdict without printing.
+
+    Parameters
+    ----------
+    part : str
+        The part's id, as in the exercise notebook (``"ex1-fit-ols"``).
+    *answers
+        What the check cell passes in: usually the student's function.
+
+    Returns
+    -------
+    Verdict
+    """
+    chk = get_check(part)
+    return chk.judge(chk.collect(*answers))
+
+
+def check(part: str, *answers) -> None:
+    """Check the answer to one part and print the verdict (the call in a check cell)."""
+    print(run(part, *answers))
+
+
+# Importing the exercise modules registers their checks.
+from course_lib.checks import ex01  # noqa: E402,F401
+
+__all__ = [
+    "Check",
+    "CheckFailure",
+    "FunctionCheck",
+    "Verdict",
+    "check",
+    "get_check",
+    "list_checks",
+    "register",
+    "run",
+]

@@ -1,0 +1,329 @@
+"""The machinery of the exercise checks: verdicts, the registry, and function checks.
+
+See :mod:`course_lib.checks` for the two-step design (``collect`` in the student's
+kernel, ``judge`` wherever the grader trusts). Everything ``collect`` returns is plain,
+JSON-serialisable data, and ``judge`` treats it as untrusted input.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: The statuses a verdict can have.
+STATUSES = ("passed", "failed", "error", "not-implemented")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one check.
+
+    Attributes
+    ----------
+    part : str
+        The part's id (``"ex1-fit-ols"``).
+    status : str
+        ``passed``, ``failed`` (wrong results), ``error`` (the code raised) or
+        ``not-implemented`` (the stub is still there).
+    points, max_points : float
+        Points earned and available.
+    message : str
+        What was checked, or which step failed with what was expected and what came back.
+    hint : str
+        For a known mistake, what to look at; empty otherwise.
+    """
+
+    part: str
+    status: str
+    points: float
+    max_points: float
+    message: str
+    hint: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        mark = "✔" if self.passed else "✘"
+        score = f"{_fmt_points(self.points)}/{_fmt_points(self.max_points)}"
+        text = f"{mark} {self.part}  {score}  {self.message}"
+        if self.hint:
+            text += f"\n  Hint: {self.hint}"
+        return text
+
+    __repr__ = __str__
+
+
+def _fmt_points(p: float) -> str:
+    return f"{p:g}"
+
+
+class CheckFailure(Exception):
+    """Raised inside a comparison to report which step failed and why."""
+
+
+class Check:
+    """Base class: a part id, its points, and the two steps ``collect`` and ``judge``."""
+
+    part: str
+    points: float
+
+    def collect(self, *answers) -> dict:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def judge(self, collected: Any) -> Verdict:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def verdict(self, status: str, message: str, hint: str = "") -> Verdict:
+        points = self.points if status == "passed" else 0.0
+        return Verdict(self.part, status, points, self.points, message, hint)
+
+
+_REGISTRY: dict[str, Check] = {}
+
+
+def register(chk: Check) -> Check:
+    """Add a check to the registry under its part id (ids must be unique)."""
+    if chk.part in _REGISTRY:
+        raise ValueError(f"a check for part '{chk.part}' is already registered")
+    _REGISTRY[chk.part] = chk
+    return chk
+
+
+def get_check(part: str) -> Check:
+    """The registered check of a part; a ``ValueError`` lists the known parts otherwise."""
+    if part not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ValueError(f"no check for part {part!r}; known parts are {known}")
+    return _REGISTRY[part]
+
+
+def list_checks() -> pd.DataFrame:
+    """All registered checks with their points, one row per part."""
+    return pd.DataFrame(
+        [{"part": c.part, "points": c.points} for c in _REGISTRY.values()]
+    ).set_index("part")
+
+
+# ----------------------------------------------------------------------------------------
+# Turning a student's return value into plain data, and back.
+
+
+def to_data(value) -> dict:
+    """Describe a returned value as JSON-serialisable data (run in the student's kernel)."""
+    if isinstance(value, pd.Series):
+        try:
+            values = np.asarray(value.to_numpy(), dtype=float)
+        except (TypeError, ValueError):
+            return _other(value)
+        return {
+            "kind": "series",
+            "index": [str(i) for i in value.index],
+            "values": values.tolist(),
+        }
+    if isinstance(value, (pd.DataFrame, dict, str, bytes)) or value is None:
+        return _other(value)
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return _other(value)
+    return {"kind": "array", "shape": list(arr.shape), "values": arr.ravel().tolist()}
+
+
+def _other(value) -> dict:
+    return {"kind": "other", "type": type(value).__name__}
+
+
+@dataclass(frozen=True)
+class Returned:
+    """A student's return value as the judge sees it: rebuilt from plain data only."""
+
+    kind: str
+    type_name: str = ""
+    array: np.ndarray | None = None
+    index: tuple[str, ...] = ()
+
+    @classmethod
+    def from_data(cls, data) -> Returned:
+        if not isinstance(data, dict) or data.get("kind") not in ("array", "series", "other"):
+            raise CheckFailure("the check's record of your result is malformed")
+        kind = data["kind"]
+        if kind == "other":
+            return cls("other", type_name=str(data.get("type", "?")))
+        values = np.asarray(_float_list(data.get("values")), dtype=float)
+        if kind == "series":
+            index = data.get("index")
+            if not isinstance(index, list) or len(index) != len(values):
+                raise CheckFailure("the check's record of your result is malformed")
+            return cls("series", "Series", values, tuple(str(i) for i in index))
+        shape = data.get("shape")
+        if not isinstance(shape, list) or math.prod(int(s) for s in shape) != values.size:
+            raise CheckFailure("the check's record of your result is malformed")
+        return cls("array", "ndarray", values.reshape([int(s) for s in shape]))
+
+
+def _float_list(values) -> list[float]:
+    if not isinstance(values, list):
+        raise CheckFailure("the check's record of your result is malformed")
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise CheckFailure("the check's record of your result is malformed") from None
+
+
+def fmt(x, digits: int = 4, max_items: int = 6) -> str:
+    """Format a number or array compactly, for a failure message."""
+    arr = np.atleast_1d(np.asarray(x, dtype=float))
+    items = [f"{v:.{digits}g}" for v in arr.ravel()[:max_items]]
+    more = ", …" if arr.size > max_items else ""
+    if np.ndim(x) == 0:
+        return items[0]
+    return "[" + ", ".join(items) + more + "]"
+
+
+def compare_arrays(got: Returned, expected, what: str, rtol=1e-6, atol=1e-8) -> None:
+    """Type, then shape, then values; raise :class:`CheckFailure` at the first that fails."""
+    expected = np.asarray(expected, dtype=float)
+    if got.kind == "other":
+        raise CheckFailure(f"type: {what} should be an array of numbers, got a {got.type_name}")
+    arr = got.array
+    if arr.shape != expected.shape and arr.size == expected.size and arr.squeeze().ndim <= 1:
+        raise CheckFailure(
+            f"shape: {what} should have shape {expected.shape}, got {arr.shape} "
+            "(same numbers, wrong shape: flatten it with .ravel())"
+        )
+    if arr.shape != expected.shape:
+        raise CheckFailure(f"shape: {what} should have shape {expected.shape}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise CheckFailure(f"values: {what} contains NaN or infinite values: {fmt(arr)}")
+    if not np.allclose(arr, expected, rtol=rtol, atol=atol):
+        raise CheckFailure(f"values: {what} should be {fmt(expected)}, got {fmt(arr)}")
+
+
+# ----------------------------------------------------------------------------------------
+# The common kind of check: call a student's function on drawn cases.
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input the check draws: the arguments, and a short description for messages."""
+
+    args: tuple
+    label: str
+
+
+Diagnosis = Callable[[Returned, Any, tuple], "str | None"]
+
+
+@dataclass
+class FunctionCheck(Check):
+    """Check a student's function against a reference on cases drawn from a fixed seed.
+
+    Parameters
+    ----------
+    part : str
+        Part id.
+    points : float
+        Points for a pass.
+    function : str
+        The name the student knows the function by, used in messages.
+    draw : callable(rng) -> list of Case
+        Draws the inputs; must be deterministic given the generator.
+    reference : callable(*args)
+        The right answer for one case, computed with a trusted library.
+    compare : callable(got, expected, what)
+        Raises :class:`CheckFailure` when ``got`` is wrong; :func:`compare_arrays` by default.
+    diagnoses : list of callable(got, expected, args) -> str or None
+        Recognisers for known mistakes; the first that returns a string gives the hint.
+    seed : int
+        Seed of the generator handed to ``draw``.
+    success : str
+        Message of a pass; ``{function}`` and ``{n}`` (number of cases) are filled in.
+    """
+
+    part: str
+    points: float
+    function: str
+    draw: Callable[[np.random.Generator], Sequence[Case]]
+    reference: Callable[..., Any]
+    compare: Callable[[Returned, Any, str], None] = compare_arrays
+    diagnoses: list[Diagnosis] = field(default_factory=list)
+    seed: int = 0
+    success: str = "{function} gives the right answer on {n} inputs the check drew."
+
+    def cases(self) -> Sequence[Case]:
+        return self.draw(np.random.default_rng(self.seed))
+
+    def collect(self, answer=None, *extra) -> dict:
+        record: dict[str, Any] = {"part": self.part, "outputs": []}
+        if not callable(answer):
+            record["error"] = f"{self.function} should be a function, got {type(answer).__name__}"
+            return record
+        for case in self.cases():
+            try:
+                out = answer(*copy.deepcopy(case.args))
+            except NotImplementedError:
+                record["not_implemented"] = True
+                return record
+            except Exception as err:  # the student's code may raise anything
+                text = f"{type(err).__name__}: {err}"
+                record["error"] = f"{self.function} raised {text[:300]} on {case.label}"
+                return record
+            record["outputs"].append(to_data(out))
+        return record
+
+    def judge(self, collected) -> Verdict:
+        if not isinstance(collected, dict):
+            return self.verdict("error", "the check could not read your results")
+        if collected.get("not_implemented"):
+            return self.verdict(
+                "not-implemented",
+                f"{self.function} still raises NotImplementedError: "
+                "replace the stub with your solution.",
+            )
+        if collected.get("error"):
+            return self.verdict("error", str(collected["error"])[:400])
+        cases = self.cases()
+        outputs = collected.get("outputs")
+        if not isinstance(outputs, list) or len(outputs) != len(cases):
+            return self.verdict("error", "the check could not read your results")
+        for case, output in zip(cases, outputs):
+            expected = self.reference(*case.args)
+            got = None
+            try:
+                got = Returned.from_data(output)
+                self.compare(got, expected, f"{self.function}(…) on {case.label}")
+            except CheckFailure as failure:
+                hint = next(
+                    (h for d in self.diagnoses if (h := _safe(d, got, expected, case.args))),
+                    "",
+                )
+                return self.verdict("failed", str(failure), hint)
+        return self.verdict("passed", self.success.format(function=self.function, n=len(cases)))
+
+
+def _safe(diagnosis: Diagnosis, got, expected, args):
+    try:
+        return diagnosis(got, expected, args)
+    except Exception:  # a recogniser that does not apply to this output says nothing
+        return None
+
+
+def close_to(got: Returned, target, rtol=1e-6, atol=1e-8) -> bool:
+    """Whether a returned array equals ``target`` (same shape, same values)."""
+    target = np.asarray(target, dtype=float)
+    return (
+        got.array is not None
+        and got.array.shape == target.shape
+        and bool(np.allclose(got.array, target, rtol=rtol, atol=atol))
+    )
