@@ -1,0 +1,162 @@
+"""course_lib.checks: right answers pass, each known mistake fails with its own hint, and the
+judge trusts nothing but plain data.
+
+The reference answers inside the checks come from statsmodels and pandas; here each
+"student" function is written independently with numpy.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from course_lib import checks
+from course_lib.checks.core import Verdict
+
+
+def fit_ols(X, y):
+    return np.linalg.lstsq(X, y, rcond=None)[0]
+
+
+def ols_standard_errors(X, y):
+    n, p = X.shape
+    r = y - X @ fit_ols(X, y)
+    return np.sqrt(r @ r / (n - p) * np.diag(np.linalg.inv(X.T @ X)))
+
+
+def residuals_by_subject(data, beta):
+    r = data["Reaction"] - beta[0] - beta[1] * data["Days"]
+    return r.groupby(data["Subject"], observed=True).mean()
+
+
+CORRECT = {
+    "ex1-fit-ols": fit_ols,
+    "ex1-standard-errors": ols_standard_errors,
+    "ex1-predict": lambda beta, days: beta[0] + beta[1] * np.asarray(days),
+    "ex1-days-to-slow": lambda beta, ms: ms / beta[1],
+    "ex1-residuals-by-subject": residuals_by_subject,
+}
+
+# (part, wrong answer, words the hint must contain)
+MISTAKES = [
+    ("ex1-fit-ols", lambda X, y: fit_ols(X, y)[::-1], "reverse order"),
+    ("ex1-fit-ols", lambda X, y: X.T @ y, "normal equations"),
+    ("ex1-fit-ols", lambda X, y: fit_ols(X[:, 1:], y), "without the intercept"),
+    ("ex1-standard-errors", lambda X, y: ols_standard_errors(X, y) * np.sqrt((len(y) - X.shape[1]) / len(y)), "divide by n − p"),
+    ("ex1-standard-errors", lambda X, y: ols_standard_errors(X, y) ** 2, "square roots"),
+    ("ex1-standard-errors", lambda X, y: np.sqrt(np.diag(np.linalg.inv(X.T @ X))), "σ̂"),
+    ("ex1-predict", lambda beta, days: beta[1] + beta[0] * np.asarray(days), "swapped"),
+    ("ex1-predict", lambda beta, days: beta[1] * np.asarray(days), "left out the intercept"),
+    ("ex1-days-to-slow", lambda beta, ms: ms / beta[0], "slope alone"),
+    ("ex1-days-to-slow", lambda beta, ms: beta[1] / ms, "units"),
+    ("ex1-residuals-by-subject", lambda d, b: -residuals_by_subject(d, b), "opposite sign"),
+    ("ex1-residuals-by-subject", lambda d, b: d["Reaction"] - b[0] - b[1] * d["Days"], "one residual per row"),
+]
+
+
+@pytest.mark.parametrize("part", sorted(CORRECT))
+def test_correct_answer_gets_full_points(part):
+    verdict = checks.run(part, CORRECT[part])
+    assert verdict.status == "passed", verdict
+    assert verdict.points == verdict.max_points > 0
+    assert str(verdict).startswith(f"✔ {part}")
+
+
+@pytest.mark.parametrize("part,wrong,hint_words", MISTAKES)
+def test_known_mistake_fails_with_specific_hint(part, wrong, hint_words):
+    verdict = checks.run(part, wrong)
+    assert verdict.status == "failed" and verdict.points == 0, verdict
+    assert "should be" in verdict.message or "should have" in verdict.message, verdict.message
+    assert hint_words in verdict.hint, verdict.hint
+    assert f"Hint: {verdict.hint}" in str(verdict)
+
+
+def test_unrecognised_wrong_answer_says_expected_and_got_without_hint():
+    verdict = checks.run("ex1-fit-ols", lambda X, y: fit_ols(X, y) + 0.5)
+    assert verdict.status == "failed"
+    assert verdict.message.startswith("values: fit_ols(…) on X of shape (12, 2)")
+    assert "should be [" in verdict.message and ", got [" in verdict.message
+    assert verdict.hint == ""
+
+
+def test_wrong_type_and_shape_are_reported_before_values():
+    assert checks.run("ex1-fit-ols", lambda X, y: "beta").message.startswith("type:")
+    shape = checks.run("ex1-fit-ols", lambda X, y: fit_ols(X, y)[:, None])
+    assert shape.message.startswith("shape:") and ".ravel()" in shape.message
+    series = checks.run("ex1-residuals-by-subject", lambda d, b: residuals_by_subject(d, b).to_numpy())
+    assert series.message.startswith("type:") and "pandas Series indexed by Subject" in series.message
+
+
+def test_stub_reports_not_implemented_and_errors_are_named():
+    def stub(X, y):
+        raise NotImplementedError("ex1-fit-ols: replace this line with your solution")
+
+    verdict = checks.run("ex1-fit-ols", stub)
+    assert verdict.status == "not-implemented"
+    assert "still raises NotImplementedError" in verdict.message
+
+    verdict = checks.run("ex1-fit-ols", lambda X, y: np.linalg.solve(X, y))
+    assert verdict.status == "error"
+    assert "fit_ols raised LinAlgError" in verdict.message
+    assert checks.run("ex1-fit-ols", 42).message == "fit_ols should be a function, got int"
+
+
+def test_verdicts_are_deterministic():
+    wrong = lambda X, y: fit_ols(X, y) * 1.01  # noqa: E731
+    assert str(checks.run("ex1-fit-ols", wrong)) == str(checks.run("ex1-fit-ols", wrong))
+
+
+def test_collect_returns_plain_json_and_judge_rebuilds_the_verdict():
+    chk = checks.get_check("ex1-residuals-by-subject")
+    collected = chk.collect(residuals_by_subject)
+    again = json.loads(json.dumps(collected))  # what a grader receives from the kernel
+    assert chk.judge(again).passed
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        None,
+        "passed",
+        {"outputs": "all good"},
+        {"outputs": []},
+        {"outputs": [{"kind": "array", "shape": [2], "values": [1.0]}] * 4},
+        {"outputs": [{"kind": "array", "shape": [2], "values": ["x", "y"]}] * 4},
+        {"outputs": [{"kind": "series", "index": ["1"], "values": [1.0, 2.0]}] * 4},
+    ],
+)
+def test_judge_never_passes_malformed_or_forged_records(forged):
+    verdict = checks.get_check("ex1-fit-ols").judge(forged)
+    assert not verdict.passed and verdict.points == 0
+
+
+def test_object_claiming_equality_to_everything_does_not_pass():
+    class AlwaysEqual:
+        def __eq__(self, other):
+            return True
+
+        __hash__ = object.__hash__
+
+    verdict = checks.run("ex1-fit-ols", lambda X, y: AlwaysEqual())
+    assert verdict.status == "failed" and verdict.message.startswith("type:")
+
+
+def test_registry_lists_parts_and_rejects_unknown_and_duplicate_ids():
+    table = checks.list_checks()
+    assert table.loc["ex1-fit-ols", "points"] == 1
+    assert table.loc[[p for p in table.index if p.startswith("ex1-")], "points"].sum() == 4
+    with pytest.raises(ValueError, match="no check for part 'ex9-nothing'; known parts are"):
+        checks.get_check("ex9-nothing")
+    with pytest.raises(ValueError, match="already registered"):
+        checks.register(checks.get_check("ex1-fit-ols"))
+
+
+def test_check_prints_one_verdict(capsys):
+    checks.check("ex1-predict", CORRECT["ex1-predict"])
+    out = capsys.readouterr().out
+    assert out.startswith("✔ ex1-predict  0.5/0.5") and out.count("\n") == 1
+
+
+def test_verdict_to_dict_round_trips():
+    v = Verdict("p", "failed", 0.0, 1.0, "values: wrong", "look here")
+    assert Verdict(**v.to_dict()) == v and not v.passed
