@@ -625,18 +625,43 @@ def _fit(parsed, data, reml, y, X, fixed, blocks) -> LmerFit:
         )
     lay = _layout(blocks, X.shape[1])
     model = MixedLM(y, X, lay.groups, exog_re=lay.exog_re, exog_vc=lay.exog_vc)
-    with warnings.catch_warnings():
-        # statsmodels warns on every optimiser hand-over and near-boundary estimate; the
-        # gradient check below judges convergence instead, with the number it measured.
-        warnings.simplefilter("ignore")
-        sm_fit = model.fit(reml=reml, free=lay.free, full_output=True, **OPTIMIZER)
-    # The optimiser's last gradient is of -loglik / n in statsmodels' packed parameters (the
-    # relative Cholesky factors, lme4's theta); on the deviance scale it is -2 x loglik's.
-    gradient = 2.0 * len(y) * np.atleast_1d(sm_fit.hist[-1]["gopt"])
+    sm_fit, gradient = _optimise(model, reml, lay.free, len(y))
     fit = LmerFit(parsed=parsed, data=data, REML=reml, y=y, X=X, fixed=fixed, blocks=blocks,
                   layout=lay, sm_model=model, sm_result=sm_fit, gradient=gradient)
     fit._check_convergence()
     return fit
+
+
+def _optimise(model: MixedLM, reml: bool, free, n: int):
+    """Maximise the (REML) likelihood; return statsmodels' result and the deviance gradient.
+
+    BFGS from statsmodels' default start converges on most data sets in a fraction of the
+    time of a derivative-free search. On some (Pixel's ``(1 + day | Dog)``, subsets of
+    sleepstudy) its line search stalls far from the optimum, so when the gradient check fails
+    the search restarts with Powell's method, which does not use the gradient, and BFGS
+    polishes its end point. The better of the two fits is kept. (Nelder-Mead from the same
+    start wanders to a singular covariance where statsmodels' likelihood is infinite.)
+    """
+    with warnings.catch_warnings():
+        # statsmodels warns on every optimiser hand-over and near-boundary estimate; the
+        # gradient check in LmerFit judges convergence instead, with the number it measured.
+        warnings.simplefilter("ignore")
+        best = model.fit(reml=reml, free=free, full_output=True, **OPTIMIZER)
+        gradient = _deviance_gradient(best, n)
+        if np.max(np.abs(gradient)) > GRADIENT_TOL:
+            start = model.fit(reml=reml, free=free, full_output=True, method=["powell"],
+                              maxiter=2000)
+            polished = model.fit(reml=reml, free=free, full_output=True,
+                                 start_params=start.params_object, **OPTIMIZER)
+            if np.isfinite(polished.llf) and polished.llf > best.llf:
+                best, gradient = polished, _deviance_gradient(polished, n)
+    return best, gradient
+
+
+def _deviance_gradient(sm_fit, n: int) -> np.ndarray:
+    # The optimiser's last gradient is of -loglik / n in statsmodels' packed parameters (the
+    # relative Cholesky factors, lme4's theta); on the deviance scale it is -2 x loglik's.
+    return 2.0 * n * np.atleast_1d(sm_fit.hist[-1]["gopt"])
 
 
 # --------------------------------------------------------------------------------------------

@@ -408,3 +408,32 @@ def test_anova_rejects_bad_input(fits, data):
         anova(fits["machines_reml"], "fit")
     with pytest.raises(ValueError, match="different response or rows"):
         anova(fits["machines_reml"], fits["sleep_intercept_reml"])
+
+
+# Fits on which BFGS from statsmodels' default start stalls far from the optimum; lmer must
+# restart and reach lme4's optimum. Values: tests/reference/lme4_hard_starts.R (R 4.2.2,
+# lme4 1.1-31, bobyqa rhoend = 1e-12): REMLcrit, fixef, as.data.frame(VarCorr(fit))$vcov.
+HARD_STARTS = {
+    "pixel_linear_slopes": (
+        "pixel ~ 1 + day + (1 + day | Dog)", None,
+        [900.1552709, 1092.307063, -0.02903777978, 1032.058522, 0.7841291212, -21.48479678, 307.9390595],
+    ),
+    "sleepstudy_eight_subjects": (
+        "Reaction ~ 1 + Days + (1 + Days | Subject)",
+        ["309", "331", "333", "335", "351", "369", "370", "371"],
+        [728.3602984, 251.1309998, 7.351877273, 705.0526125, 34.61104545, -29.06172888, 361.4376171],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HARD_STARTS))
+def test_lmer_restarts_when_bfgs_stalls_and_reaches_lme4_optimum(name):
+    from course_lib.datasets import load_pixel, load_sleepstudy
+
+    formula, subjects, ref = HARD_STARTS[name]
+    data = load_pixel() if subjects is None else load_sleepstudy().query("Subject in @subjects")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = lmer(formula, data)
+    got = [fit.REMLcrit, *fit.fixef, *fit.VarCorr["vcov"]]
+    np.testing.assert_allclose(got, ref, rtol=5e-5)

@@ -1,0 +1,270 @@
+"""Checks of exercise 3 (partial pooling): the shrinkage factor, random intercepts by hand as
+precision-weighted averages, and held-out prediction with complete, no and partial pooling.
+
+Reference answers come from ``course_lib.mixed.lmer`` (tested against lme4) and
+``course_lib.pooling`` on inputs drawn here (numbers and unbalanced subsets of the sleep
+study); no expected number is typed in.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from course_lib import pooling
+from course_lib.checks.core import (
+    Case,
+    FunctionCheck,
+    Returned,
+    close_to,
+    compare_arrays,
+    fmt,
+    register,
+)
+from course_lib.checks.ex01 import _compare_series
+from course_lib.datasets import load_sleepstudy
+from course_lib.mixed import lmer
+
+RANDOM_INTERCEPT = "Reaction ~ 1 + Days + (1 | Subject)"
+RANDOM_BOTH = "Reaction ~ 1 + Days + (1 + Days | Subject)"
+
+
+def _lmer(formula: str, data: pd.DataFrame):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return lmer(formula, data)
+
+
+def _converged(fit) -> bool:
+    return fit.max_abs_gradient < 1e-4 and not fit.is_singular
+
+
+# ---------------------------------------------------------------------------------------
+# ex3-shrinkage-factor: shrinkage_factor(n, tau2, sigma2) -> w
+
+
+def _draw_factors(rng: np.random.Generator) -> list[Case]:
+    cases = []
+    for size in (3, 5, 8, 4):
+        n = rng.integers(1, 30, size=size)
+        tau2, sigma2 = float(rng.uniform(10, 2000)), float(rng.uniform(100, 1500))
+        cases.append(Case((n, tau2, sigma2), f"n = {fmt(n)}, tau2 = {tau2:.4g}, "
+                                              f"sigma2 = {sigma2:.4g}"))
+    return cases
+
+
+def _w(n, tau2, sigma2):
+    return pooling.shrinkage_factor(n, tau2, sigma2)
+
+
+def _complement(got: Returned, expected, args):
+    if close_to(got, 1 - np.asarray(expected)):
+        return ("you returned 1 − w, the weight of the population; w is the weight of the "
+                "group's own data, and grows with n.")
+
+
+def _no_n(got: Returned, expected, args):
+    n, tau2, sigma2 = args
+    if close_to(got, np.full(np.shape(n), tau2 / (tau2 + sigma2))):
+        return ("the variance of a group's mean is sigma2 / n, not sigma2: "
+                "w = tau2 / (tau2 + sigma2 / n).")
+
+
+def _squared(got: Returned, expected, args):
+    n, tau2, sigma2 = args
+    if close_to(got, _w(n, tau2 ** 2, sigma2 ** 2)) or close_to(got, _w(n, np.sqrt(tau2),
+                                                                        np.sqrt(sigma2))):
+        return "tau2 and sigma2 are already variances: use them as they are."
+
+
+register(
+    FunctionCheck(
+        part="ex3-shrinkage-factor",
+        points=1,
+        function="shrinkage_factor",
+        draw=_draw_factors,
+        reference=_w,
+        diagnoses=[_complement, _no_n, _squared],
+        seed=3101,
+        success="{function} gives w = tau2 / (tau2 + sigma2 / n) on {n} inputs the check drew.",
+    )
+)
+
+# ---------------------------------------------------------------------------------------
+# ex3-ranef-by-hand: ranef_by_hand(data, beta, tau2, sigma2) -> Series by Subject
+
+
+def _unbalanced_subset(rng: np.random.Generator, k: int) -> pd.DataFrame:
+    """k subjects of the sleep study, each keeping its first 2 to 10 days, rows shuffled."""
+    sleep = load_sleepstudy()
+    chosen = rng.choice(list(sleep["Subject"].cat.categories), size=k, replace=False)
+    keep = dict(zip(chosen, rng.integers(2, 11, size=k), strict=True))
+    sub = sleep[sleep["Subject"].isin(chosen)]
+    sub = sub[sub["Days"] < sub["Subject"].map(keep).astype(int)]
+    sub = sub.sample(frac=1.0, random_state=rng).reset_index(drop=True)
+    return sub.assign(Subject=sub["Subject"].cat.remove_unused_categories())
+
+
+def _draw_random_intercepts(rng: np.random.Generator) -> list[Case]:
+    cases = []
+    for k in (6, 10, 15):
+        while True:
+            sub = _unbalanced_subset(rng, k)
+            fit = _lmer(RANDOM_INTERCEPT, sub)
+            if _converged(fit):
+                break
+        beta = fit.fixef.to_numpy()
+        tau2, sigma2 = float(fit.VarCorr["vcov"].iloc[0]), float(fit.sigma ** 2)
+        cases.append(Case((sub, beta, tau2, sigma2),
+                          f"{k} subjects with 2 to 10 days each ({len(sub)} rows, shuffled), "
+                          f"beta = {fmt(beta)}, tau2 = {tau2:.4g}, sigma2 = {sigma2:.4g}"))
+    return cases
+
+
+def _ranef(data, beta, tau2, sigma2) -> pd.Series:
+    # lme4's conditional modes from the fit that produced beta, tau2 and sigma2
+    modes = _lmer(RANDOM_INTERCEPT, data).ranef["Subject"]["(Intercept)"]
+    return modes.rename(index=str)
+
+
+def _mean_residuals(data, beta):
+    r = data["Reaction"] - beta[0] - beta[1] * data["Days"]
+    return r.groupby(data["Subject"].astype(str), observed=True)
+
+
+def _aligned(got: Returned, series: pd.Series):
+    if got.kind != "series" or set(got.index) != set(series.index):
+        return None
+    return np.array([series[k] for k in got.index])
+
+
+def _no_shrinkage(got: Returned, expected, args):
+    data, beta, tau2, sigma2 = args
+    target = _aligned(got, _mean_residuals(data, beta).mean())
+    if target is not None and np.allclose(got.array, target, rtol=1e-6, atol=1e-6):
+        return ("these are the raw mean residuals, the no-pooling estimates: multiply each by "
+                "its shrinkage factor w_j.")
+
+
+def _complement_weight(got: Returned, expected, args):
+    data, beta, tau2, sigma2 = args
+    groups = _mean_residuals(data, beta)
+    w = pd.Series(pooling.shrinkage_factor(groups.size().to_numpy(), tau2, sigma2),
+                  index=groups.size().index)
+    for candidate in ((1 - w) * groups.mean(), tau2 / (tau2 + sigma2) * groups.mean()):
+        target = _aligned(got, candidate)
+        if target is not None and np.allclose(got.array, target, rtol=1e-6, atol=1e-6):
+            return ("the weight of a subject's own mean is w_j = tau2 / (tau2 + sigma2 / n_j), "
+                    "with n_j that subject's number of rows.")
+
+
+def _flipped(got: Returned, expected, args):
+    target = _aligned(got, expected)
+    if target is not None and np.allclose(got.array, -target, rtol=1e-6, atol=1e-6):
+        return "a residual is Reaction − (beta[0] + beta[1] × Days); yours has the opposite sign."
+
+
+def _per_row(got: Returned, expected, args):
+    if got.array is not None and got.array.size == len(args[0]):
+        return "return one value per subject (a Series indexed by Subject), not one per row."
+
+
+register(
+    FunctionCheck(
+        part="ex3-ranef-by-hand",
+        points=1,
+        function="ranef_by_hand",
+        draw=_draw_random_intercepts,
+        reference=_ranef,
+        compare=_compare_series,
+        diagnoses=[_per_row, _no_shrinkage, _complement_weight, _flipped],
+        seed=3202,
+        success="{function} equals lmer's random intercepts on {n} unbalanced subsets the "
+                "check drew.",
+    )
+)
+
+# ---------------------------------------------------------------------------------------
+# ex3-predict-held-out: predict_held_out(train, test, method) -> predictions for test rows
+
+
+def _draw_splits(rng: np.random.Generator) -> list[Case]:
+    sleep = load_sleepstudy()
+    cases = []
+    for k, n_train in ((10, 4), (18, 6)):
+        while True:
+            chosen = rng.choice(list(sleep["Subject"].cat.categories), size=k, replace=False)
+            sub = sleep[sleep["Subject"].isin(chosen)]
+            sub = sub.assign(Subject=sub["Subject"].cat.remove_unused_categories())
+            train, test = pooling.held_out_split(sub, "Subject", "Days", n_train=n_train)
+            if _converged(_lmer(RANDOM_BOTH, train)):
+                break
+        train = train.sample(frac=1.0, random_state=rng).reset_index(drop=True)
+        test = test.sample(frac=1.0, random_state=rng).reset_index(drop=True)
+        for method in pooling.METHODS:
+            cases.append(Case((train, test, method),
+                              f"method '{method}', {k} subjects, days 0-{n_train - 1} to fit "
+                              f"({len(train)} rows), {len(test)} test rows (shuffled)"))
+    return cases
+
+
+def _predict(train, test, method):
+    return pooling.predict_held_out(train, test)[method].to_numpy()
+
+
+def _other_method(got: Returned, expected, args):
+    train, test, method = args
+    preds = pooling.predict_held_out(train, test)
+    for other in pooling.METHODS:
+        if other != method and close_to(got, preds[other].to_numpy(), rtol=1e-5, atol=1e-4):
+            return f"these are the '{other}' pooling predictions, not '{method}'."
+
+
+def _population_only(got: Returned, expected, args):
+    train, test, method = args
+    if method != "partial":
+        return None
+    fit = _lmer(RANDOM_BOTH, train)
+    if close_to(got, fit.predict(test, re_form="NA").to_numpy(), rtol=1e-5, atol=1e-4):
+        return ("you predicted with the fixed effects only (re_form=NA); partial pooling uses "
+                "each subject's own line: fit.predict(test).")
+
+
+def _fitted_on_all(got: Returned, expected, args):
+    train, test, method = args
+    both = pd.concat([train, test], ignore_index=True)
+    if method == "partial":
+        target = _lmer(RANDOM_BOTH, both).predict(test).to_numpy()
+    else:
+        table = (pooling.complete_pooling if method == "complete" else pooling.no_pooling)(both)
+        table = table.rename(index=str)
+        keys = test["Subject"].astype(str)
+        target = (table.loc[keys, "intercept"].to_numpy()
+                  + table.loc[keys, "slope"].to_numpy() * test["Days"].to_numpy())
+    if close_to(got, target, rtol=1e-5, atol=1e-4):
+        return "you fitted on the test rows too: fit on train only, then predict test."
+
+
+def _row_order(got: Returned, expected, args):
+    e = np.sort(np.asarray(expected))
+    if got.array is not None and got.array.shape == e.shape and np.allclose(
+            np.sort(got.array), e, rtol=1e-5, atol=1e-4):
+        return "right values, wrong order: return one prediction per row of test, in its order."
+
+
+register(
+    FunctionCheck(
+        part="ex3-predict-held-out",
+        points=1.5,
+        function="predict_held_out",
+        draw=_draw_splits,
+        reference=_predict,
+        compare=lambda got, exp, what: compare_arrays(got, exp, what, rtol=1e-5, atol=1e-4),
+        diagnoses=[_population_only, _other_method, _fitted_on_all, _row_order],
+        seed=3303,
+        success="{function} predicts held-out days with each pooling method on {n} inputs the "
+                "check drew.",
+    )
+)

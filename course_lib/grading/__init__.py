@@ -1,0 +1,104 @@
+"""course-grade: grade a batch of student notebooks safely, in parallel, and resumably.
+
+Usage::
+
+    course-grade exercises/01-regression.ipynb submissions/ --out grades-ex1 [--jobs N]
+        [--cell-timeout S] [--timeout S] [--memory MB]
+    python -m course_lib.grading ...         # the same
+
+The exit status is 0 when the batch completed, whatever the outcome of each submission.
+``--out`` receives ``grades.csv`` (one row per submission: ``submission``, ``status``,
+``total``, ``max_total``, then one column per part), ``feedback/<name>.md`` per student,
+``results.json`` (everything, with each part's verdict), ``grading.log``, and
+``.cache/``, the per-submission results a rerun resumes from.
+
+Design
+------
+For each submission (:mod:`~course_lib.grading.batch`):
+
+1. **Validate** the file (:func:`~course_lib.grading.notebook.read_submission`): a regular
+   file (not a symbolic link), at most 50 MB, UTF-8, JSON, nbformat 4, a Python
+   kernelspec, well-formed cells. Otherwise the status is ``invalid`` and nothing runs.
+2. **Plan** the run (:meth:`~course_lib.grading.notebook.Assignment.plan`): cells are
+   matched to the assignment *by id*. Every check cell of the submission (by id, or by a
+   ``metadata.course.role`` of ``check``) is dropped, and each check cell of the assignment
+   is put back after the submission's copy of the cell that precedes it in the assignment
+   (normally the part's solution), after any cells the student added there. Deleting,
+   editing, duplicating or moving a check cell has no effect. Stored outputs, execution
+   counts and Markdown are dropped: only fresh execution counts.
+3. **Run** the plan in a fresh sandbox (:mod:`~course_lib.grading.sandbox`): bubblewrap
+   namespaces, no network, an unprivileged uid per job, rlimits, a scratch home that holds
+   nothing of the instructor's or of other students'. Inside, the runner
+   (:mod:`~course_lib.grading.runner`) executes the cells with nbclient and a per-cell
+   timeout, and reports one JSON line per cell on its stdout, a pipe to the grader. A
+   restored check cell calls :func:`course_lib.grading.kernel.emit`, which runs the part's
+   ``collect`` (the student's code on the check's own inputs) and publishes the collected
+   *data* as one output of its cell. The grader enforces the whole-notebook timeout with a
+   wall clock and a watch kills jobs that start too many processes or use too much memory.
+4. **Judge** in the grader's own process: for each part, the record published by *that
+   part's restored check cell* (identified by the cell's position in the run, as nbclient
+   attributes outputs to the request that produced them) is passed to the check's
+   ``judge``, which redraws the inputs, computes the reference with numpy/statsmodels, and
+   compares. Judge failures are caught and reported as errors of that part.
+
+Statuses: ``graded`` (the notebook ran to the end), ``timeout`` (a cell, or the whole
+notebook, ran too long), ``crashed`` (the kernel died: ``os._exit``, a segfault, a fork
+bomb or a memory bomb spread over processes, the runner killed), ``invalid`` (the file
+could not be graded), ``error`` (the grader's own trouble, e.g. the kernel did not start;
+not cached, so a rerun retries it). Parts whose checks did not run get 0 with the reason
+in the feedback, and the row's status says why: a failure is never a silent 0.
+
+Resuming: each result is cached in ``.cache/<key>.json`` as soon as it is known, keyed by
+the SHA-256 of the submission's bytes, of the assignment, of the checks' and the grader's
+code, and the limits. A rerun of the same command skips what is cached; all files are
+written atomically.
+
+Threat model
+------------
+The student controls the notebook's code and everything in the kernel: they can patch
+numpy, builtins, ``course_lib``, and ``emit`` itself, print anything, and publish display
+data. What we guarantee:
+
+* **Patching cannot fake a pass.** The verdict is computed outside the kernel by
+  unpatched code on inputs the judge redraws. The kernel only supplies *data* (the
+  student's outputs). Forged data for a part are, at worst, outputs the student could
+  have produced with honest code for that same part (calling statsmodels directly instead
+  of solving the exercise is an academic-integrity question, issue #8, not a sandbox one).
+  A result object whose ``==`` is always true never leaves the kernel: ``collect`` turns
+  results into lists of floats.
+* **Data cannot cross parts.** The part a record belongs to is the grader's knowledge
+  (which restored cell produced it), never a field of the record. A record published
+  from any other cell is ignored; a check cell that publishes more than one record (the
+  student's code published one during the check) fails that part.
+* **Stored outputs count for nothing.** Outputs and execution counts in the file are
+  dropped before the run; grading reads only records of this run.
+* **The instructor's files, other submissions and the grades are out of reach.** The
+  sandbox's file system does not contain them (only the Python environment and the
+  ``course_lib`` package are bound, read-only); the job's uid owns nothing else; results
+  leave through the runner's stdout, which the kernel cannot reach (the runner is
+  non-dumpable, so ``/proc/<pid>/fd`` and ptrace are closed to the same uid; the kernel's
+  stdout and stderr are ``/dev/null``). Output files are written by the grader only.
+* **Nothing a submission does stops the batch.** Each run has a per-cell and a total
+  timeout, memory, process, file-size and CPU limits, and its own PID namespace; kernel
+  death is reported by nbclient within about a second; the runner's output is parsed as
+  untrusted, size-capped JSON; a judge that raises is caught.
+
+What the student *can* do in the sandbox, and why it is acceptable: kill or stop the
+runner (same uid) — the run ends as ``crashed`` or ``timeout``; sabotage their own
+records (clear outputs, patch ``emit``) — their own parts fail; read the public
+``course_lib`` (checks included; the references are computed, not stored); use CPU up to
+the timeouts. Not covered: disk quotas for the scratch folder (files are capped at
+256 MB each, ``/tmp`` is a 256 MB tmpfs), and the weak sandbox used without root or
+bubblewrap, which the grader announces with a warning.
+"""
+
+from __future__ import annotations
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``course-grade`` (see the module docstring); returns the exit status."""
+    from course_lib.grading.batch import main as _main
+
+    return _main(argv)

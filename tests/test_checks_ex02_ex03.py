@@ -1,0 +1,215 @@
+"""The checks of exercises 2 and 3: right answers pass, each known mistake fails with its own
+hint, and a label answer (fixed or random) is judged from plain data only.
+
+The reference answers inside the checks come from course_lib.mixed.lmer and
+course_lib.pooling; the "student" functions here are written independently (numpy, statsmodels,
+lmer's accessors)."""
+
+import json
+
+import numpy as np
+import pytest
+import statsmodels.formula.api as smf
+
+from course_lib import checks
+from course_lib.mixed import anova, lmer
+
+FIT_2 = "Reaction ~ 1 + Days + (1 | Subject)"
+FIT_4 = "Reaction ~ 1 + Days + (1 + Days | Subject)"
+
+
+# ---- exercise 2 ----------------------------------------------------------------------------
+
+def variance_components(data, REML=True):  # noqa: N803
+    vc = lmer(FIT_4, data, REML=REML).VarCorr
+    return vc.loc[vc["var2"].isna(), "sdcor"].to_numpy()
+
+
+def typical_range(beta, tau):
+    return np.array([beta - 1.959964 * tau, beta + 1.959964 * tau])
+
+
+def fixed_or_random(design):
+    if design["levels_are_question"] or not design["levels_are_sample"]:
+        return "fixed"
+    return "random" if design["n_levels"] >= 4 else "fixed"
+
+
+def residual_sds(data):
+    ols = smf.ols("Reaction ~ 1 + Days", data=data).fit()
+    return np.array([np.sqrt(ols.scale), lmer(FIT_4, data).sigma])
+
+
+def lrt_random_slopes(data):
+    row = anova(lmer(FIT_2, data), lmer(FIT_4, data)).iloc[1]
+    return np.array([row["Chisq"], row["Df"], row["Pr(>Chisq)"]])
+
+
+def lrt_from_reml(data):
+    chisq = lmer(FIT_2, data).REMLcrit - lmer(FIT_4, data).REMLcrit
+    return np.array([chisq, 2.0, 0.5])
+
+
+def fit2_sds(data):
+    vc = lmer(FIT_2, data).VarCorr
+    return vc["sdcor"].to_numpy()
+
+
+# ---- exercise 3 ----------------------------------------------------------------------------
+
+def shrinkage_factor(n, tau2, sigma2):
+    n = np.asarray(n, dtype=float)
+    return n * tau2 / (n * tau2 + sigma2)
+
+
+def _groups(data, beta):
+    r = data["Reaction"] - beta[0] - beta[1] * data["Days"]
+    return r.groupby(data["Subject"], observed=True)
+
+
+def ranef_by_hand(data, beta, tau2, sigma2):
+    g = _groups(data, beta)
+    return shrinkage_factor(g.size(), tau2, sigma2) * g.mean()
+
+
+def predict_held_out(train, test, method):
+    if method == "complete":
+        b = smf.ols("Reaction ~ 1 + Days", data=train).fit().params
+        return (b["Intercept"] + b["Days"] * test["Days"]).to_numpy()
+    if method == "no":
+        out = np.empty(len(test))
+        for k, (subject, day) in enumerate(zip(test["Subject"], test["Days"])):
+            rows = train[train["Subject"] == subject]
+            slope, intercept = np.polyfit(rows["Days"], rows["Reaction"], 1)
+            out[k] = intercept + slope * day
+        return out
+    return lmer(FIT_4, train).predict(test).to_numpy()
+
+
+CORRECT = {
+    "ex2-variance-components": variance_components,
+    "ex2-slope-range": typical_range,
+    "ex2-fixed-or-random": fixed_or_random,
+    "ex2-residual-sd": residual_sds,
+    "ex2-lrt": lrt_random_slopes,
+    "ex3-shrinkage-factor": shrinkage_factor,
+    "ex3-ranef-by-hand": ranef_by_hand,
+    "ex3-predict-held-out": predict_held_out,
+}
+
+# (part, wrong answer, words the hint must contain)
+MISTAKES = [
+    ("ex2-variance-components", lambda d: variance_components(d) ** 2, "these are variances"),
+    ("ex2-variance-components", lambda d: variance_components(d, REML=False), "maximum likelihood"),
+    ("ex2-variance-components", lambda d: variance_components(d)[::-1], "in the order"),
+    ("ex2-variance-components", lambda d: np.insert(fit2_sds(d), 1, 0.0), "random-intercept model"),
+    ("ex2-slope-range", lambda b, t: np.array([b - t, b + t]), "68%"),
+    ("ex2-slope-range", lambda b, t: typical_range(b, np.sqrt(t)), "already a standard deviation"),
+    ("ex2-slope-range", lambda b, t: typical_range(0.0, t), "centre the range on beta"),
+    ("ex2-fixed-or-random",
+     lambda d: "random" if d["levels_are_sample"] and not d["levels_are_question"] else "fixed",
+     "at least 4 levels"),
+    ("ex2-fixed-or-random",
+     lambda d: "random" if d["levels_are_sample"] and d["n_levels"] >= 4 else "fixed",
+     "differences between the levels are the question"),
+    ("ex2-fixed-or-random",
+     lambda d: "fixed" if d["levels_are_question"] or d["n_levels"] < 4 else "random",
+     "not a sample"),
+    ("ex2-fixed-or-random", lambda d: "fixed", "sample of a larger population"),
+    ("ex2-fixed-or-random", lambda d: fixed_or_random(d).upper(), "exactly 'fixed' or 'random'"),
+    ("ex2-residual-sd", lambda d: residual_sds(d)[::-1], "linear model's σ first"),
+    ("ex2-residual-sd",
+     lambda d: np.array([smf.ols("Reaction ~ 1 + Days", data=d).fit().resid.std(ddof=0),
+                         lmer(FIT_4, d).sigma]), "n − 2"),
+    ("ex2-residual-sd",
+     lambda d: np.array([residual_sds(d)[0], lmer(FIT_4, d).resid().std()]), "fit.sigma"),
+    ("ex2-lrt", lrt_from_reml, "refits both models by maximum likelihood"),
+    ("ex2-lrt", lambda d: lrt_random_slopes(d) * np.array([1, 0.5, 1]), "2 degrees of freedom"),
+    ("ex3-shrinkage-factor", lambda n, t, s: 1 - shrinkage_factor(n, t, s), "1 − w"),
+    ("ex3-shrinkage-factor", lambda n, t, s: shrinkage_factor(np.ones(np.shape(n)), t, s),
+     "sigma2 / n"),
+    ("ex3-shrinkage-factor", lambda n, t, s: shrinkage_factor(n, t ** 2, s ** 2),
+     "already variances"),
+    ("ex3-ranef-by-hand", lambda d, b, t, s: _groups(d, b).mean(), "raw mean residuals"),
+    ("ex3-ranef-by-hand",
+     lambda d, b, t, s: (1 - shrinkage_factor(_groups(d, b).size(), t, s)) * _groups(d, b).mean(),
+     "n_j that subject's number of rows"),
+    ("ex3-ranef-by-hand", lambda d, b, t, s: -ranef_by_hand(d, b, t, s), "opposite sign"),
+    ("ex3-ranef-by-hand", lambda d, b, t, s: d["Reaction"] - b[0] - b[1] * d["Days"],
+     "not one per row"),
+    ("ex3-predict-held-out",
+     lambda tr, te, m: lmer(FIT_4, tr).predict(te, re_form="NA").to_numpy() if m == "partial"
+     else predict_held_out(tr, te, m), "fixed effects only"),
+    ("ex3-predict-held-out", lambda tr, te, m: predict_held_out(tr, te, "complete"),
+     "'complete' pooling predictions"),
+    ("ex3-predict-held-out",
+     lambda tr, te, m: np.sort(predict_held_out(tr, te, m)), "wrong order"),
+]
+
+
+@pytest.mark.parametrize("part", sorted(CORRECT))
+def test_correct_answer_gets_full_points(part):
+    verdict = checks.run(part, CORRECT[part])
+    assert verdict.status == "passed", verdict
+    assert verdict.points == verdict.max_points > 0
+    assert str(verdict).startswith(f"✔ {part}")
+
+
+@pytest.mark.parametrize("part,wrong,hint_words", MISTAKES)
+def test_known_mistake_fails_with_specific_hint(part, wrong, hint_words):
+    verdict = checks.run(part, wrong)
+    assert verdict.status == "failed" and verdict.points == 0, verdict
+    assert "should be" in verdict.message or "should have" in verdict.message, verdict.message
+    assert hint_words in verdict.hint, verdict.hint
+    assert f"Hint: {verdict.hint}" in str(verdict)
+
+
+def test_points_of_exercises_2_and_3():
+    table = checks.list_checks()
+    assert table.loc[[p for p in table.index if p.startswith("ex2-")], "points"].sum() == 4
+    assert table.loc[[p for p in table.index if p.startswith("ex3-")], "points"].sum() == 3.5
+
+
+def test_a_label_that_is_not_a_string_is_a_type_failure():
+    verdict = checks.run("ex2-fixed-or-random", lambda d: 1)
+    assert verdict.status == "failed" and verdict.message.startswith("type:")
+    assert "should be the string 'fixed' or 'random'" in verdict.message
+
+
+def test_label_stub_reports_not_implemented():
+    def stub(design):
+        raise NotImplementedError("ex2-fixed-or-random: replace this line with your solution")
+
+    verdict = checks.run("ex2-fixed-or-random", stub)
+    assert verdict.status == "not-implemented"
+    assert checks.run("ex2-fixed-or-random", "fixed").message == (
+        "fixed_or_random should be a function, got str")
+
+
+def test_label_judge_rebuilds_the_verdict_from_plain_json():
+    chk = checks.get_check("ex2-fixed-or-random")
+    collected = json.loads(json.dumps(chk.collect(fixed_or_random)))
+    assert chk.judge(collected).passed
+    forged = {"outputs": [{"kind": "array", "shape": [2], "values": [1.0, 1.0]}] * 8}
+    assert not chk.judge(forged).passed
+
+
+def test_drawn_designs_cover_every_branch_of_the_rule():
+    cases = checks.get_check("ex2-fixed-or-random").cases()
+    designs = [c.args[0] for c in cases]
+    assert any(d["levels_are_question"] for d in designs)
+    assert any(not d["levels_are_sample"] and not d["levels_are_question"] for d in designs)
+    assert any(d["levels_are_sample"] and not d["levels_are_question"] and d["n_levels"] < 4
+               for d in designs)
+    assert {fixed_or_random(d) for d in designs} == {"fixed", "random"}
+
+
+def test_checks_draw_only_converged_subsets():
+    # the reference must be the optimum lme4 reports: no convergence warning in any draw
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for part in ("ex2-variance-components", "ex2-lrt", "ex3-ranef-by-hand"):
+            for case in checks.get_check(part).cases():
+                lmer(FIT_4 if part.startswith("ex2") else FIT_2, case.args[0])

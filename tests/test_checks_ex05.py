@@ -1,0 +1,359 @@
+"""Checks of exercise 5 (LNP receptive fields): right answers pass with full points, and
+each of the chapter's ten common mistakes fails with its own hint.
+
+The "student" answers here are written independently with numpy and scipy; the checks'
+references come from scipy's Poisson log-pmf, statsmodels' Poisson GLM and numpy's SVD.
+"""
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from scipy import optimize, special  # noqa: E402
+
+from course_lib import checks, lnp  # noqa: E402
+
+W_TRUE = lnp.gaussian_rf(15, 2.0)  # the notebook's global true receptive field
+
+
+# ------------------------------------------------------------------ correct answers
+
+
+def sample_lnp(w, n_t, dt, R, v, seed):
+    rng = np.random.default_rng(seed)
+    s = rng.normal(0.0, np.sqrt(v), size=(n_t, w.size))
+    r = np.exp(s @ w) * dt * R
+    return rng.poisson(r), r, s
+
+
+def negloglik(w, c, s, dt, R):
+    eta = s @ w
+    r = np.exp(eta) * dt * R
+    return r.sum() - c @ eta, s.T @ (r - c)
+
+
+def fit_rf(c, s, dt, R):
+    res = optimize.minimize(negloglik, np.zeros(s.shape[1]), args=(c, s, dt, R), jac=True,
+                            method="L-BFGS-B")
+    return res.x
+
+
+def plot_response(ax, c, r, dt):
+    t = np.arange(len(c)) * dt
+    ax.plot(t, c, label="observed count")
+    ax.plot(t, r, label="expected count")
+    ax.set(xlabel="time (s)", ylabel="spikes per bin", title="Response")
+    ax.legend()
+
+
+def plot_rf(ax, w, shape):
+    m = np.abs(w).max()
+    ax.imshow(np.reshape(w, shape), cmap="RdBu_r", vmin=-m, vmax=m)
+    ax.set(title="receptive field", xlabel="column", ylabel="row")
+
+
+def bin_counts(spike_times, trigger_times, frame_duration):
+    edges = np.append(trigger_times, trigger_times[-1] + frame_duration)
+    return np.histogram(spike_times[spike_times < edges[-1]], bins=edges)[0]
+
+
+def fit_lags(counts, frames, lags, dt):
+    m, n = max(lags), len(counts)
+    cols = []
+    for L in lags:
+        X = np.column_stack([frames[m - L: n - L], np.ones(n - m)])
+        cols.append(fit_rf(counts[m:], X, dt, 1.0)[:-1])
+    return np.column_stack(cols)
+
+
+def plot_lagged_filters(W, frame_shape, lags):
+    fig, axes = plt.subplots(1, len(lags))
+    for j, (ax, lag) in enumerate(zip(axes, lags)):
+        ax.imshow(W[:, j].reshape(frame_shape))
+        ax.set_title(f"lag {lag}")
+    return fig
+
+
+def space_time_svd(W):
+    U, S, Vt = np.linalg.svd(W - W.mean(), full_matrices=False)
+    u, v = U[:, 0], Vt[0]
+    if u[np.argmax(np.abs(u))] < 0:
+        u, v = -u, -v
+    return u, v, S[0]
+
+
+def plot_space_time(u, v, frame_shape, lag_times):
+    fig, (a1, a2) = plt.subplots(1, 2)
+    a1.imshow(u.reshape(frame_shape))
+    a2.plot(lag_times, v)
+    a2.set(title="time course", xlabel="lag (s)", ylabel="weight")
+    return fig
+
+
+def fit_ridge(c, s, dt, R, alpha):
+    def cost(w):
+        f, g = negloglik(w, c, s, dt, R)
+        return f + alpha * w @ w, g + 2 * alpha * w
+
+    return optimize.minimize(cost, np.zeros(s.shape[1]), jac=True, method="L-BFGS-B").x
+
+
+def plot_filters_by_alpha(ws, alphas, frame_shape):
+    fig, axes = plt.subplots(1, len(alphas))
+    for ax, w, a in zip(axes, ws, alphas):
+        ax.imshow(np.reshape(w, frame_shape))
+        ax.set_title(f"α = {a:g}")
+    return fig
+
+
+CORRECT = {
+    "ex5-sampler": sample_lnp,
+    "ex5-negloglik": negloglik,
+    "ex5-fit": fit_rf,
+    "ex5-response-plot": plot_response,
+    "ex5-rf-plot": plot_rf,
+    "ex5-binning": bin_counts,
+    "ex5-lagged": fit_lags,
+    "ex5-lagged-plots": plot_lagged_filters,
+    "ex5-svd": space_time_svd,
+    "ex5-space-time-plots": plot_space_time,
+    "ex5-ridge": fit_ridge,
+    "ex5-alpha-plots": plot_filters_by_alpha,
+}
+
+
+# ------------------------------------------------------------------ the ten mistakes
+
+
+def sampler_elementwise(w, n_t, dt, R, v, seed):  # mistake 1
+    rng = np.random.default_rng(seed)
+    s = rng.normal(0.0, np.sqrt(v), size=(n_t, w.size))
+    r = np.exp((w * s).mean(axis=1)) * dt * R
+    return rng.poisson(r), r, s
+
+
+def negloglik_elementwise(w, c, s, dt, R):  # mistake 1
+    eta = (w * s).mean(axis=1)
+    r = np.exp(eta) * dt * R
+    return r.sum() - c @ eta, s.T @ (r - c)
+
+
+def sampler_scaled_frames(w, n_t, dt, R, v, seed):  # mistake 2
+    rng = np.random.default_rng(seed)
+    s = rng.normal(0.0, np.sqrt(v), size=(n_t, w.size)) * rng.uniform(0.5, 1.5, size=(n_t, 1))
+    r = np.exp(s @ w) * dt * R
+    return rng.poisson(r), r, s
+
+
+def negloglik_sign(w, c, s, dt, R):  # mistake 3
+    f, g = negloglik(w, c, s, dt, R)
+    return f, -g
+
+
+def negloglik_factorial(w, c, s, dt, R):  # mistake 4, overflowing
+    eta = s @ w
+    r = np.exp(eta) * dt * R
+    with np.errstate(all="ignore"):
+        return r.sum() - c @ eta + np.log(special.factorial(c)).sum(), s.T @ (r - c)
+
+
+def negloglik_keeps_log_factorial(w, c, s, dt, R):  # mistake 4, kept in the objective
+    f, g = negloglik(w, c, s, dt, R)
+    return f + special.gammaln(c + 1).sum(), g
+
+
+def fit_returns_jac(c, s, dt, R):  # mistake 5
+    return optimize.minimize(negloglik, np.zeros(s.shape[1]), args=(c, s, dt, R), jac=True,
+                             method="L-BFGS-B").jac
+
+
+def fit_starts_at_truth(c, s, dt, R):  # mistake 6 (W_TRUE is a global, as in the notebook)
+    return optimize.minimize(negloglik, W_TRUE.copy(), args=(c, s, dt, R), jac=True,
+                             method="L-BFGS-B").x
+
+
+def fit_normalised_by_sum(c, s, dt, R):  # mistake 7
+    w = fit_rf(c, s, dt, R)
+    return w / w.sum()
+
+
+def bin_counts_misaligned(spike_times, trigger_times, frame_duration):  # mistake 8
+    counts = np.histogram(spike_times, bins=trigger_times)[0]  # n - 1 counts ...
+    return np.r_[0, counts]  # ... padded at the front: every count one frame late
+
+
+def fit_lags_wrong_direction(counts, frames, lags, dt):  # mistake 8
+    m, n = max(lags), len(counts)
+    cols = []
+    for L in lags:
+        X = np.column_stack([frames[L: n - m + L], np.ones(n - m)])
+        cols.append(fit_rf(counts[: n - m], X, dt, 1.0)[:-1])
+    return np.column_stack(cols)
+
+
+def svd_second_vector(W):  # mistake 9
+    U, S, Vt = np.linalg.svd(W - W.mean(), full_matrices=False)
+    return U[:, 1], Vt[1], S[1]
+
+
+def svd_column_of_vt(W):  # mistake 9
+    U, S, Vt = np.linalg.svd(W - W.mean(), full_matrices=False)
+    u, v = U[:, 0], Vt[:, 0]
+    if u[np.argmax(np.abs(u))] < 0:
+        u, v = -u, -v
+    return u, v, S[0]
+
+
+def negloglik_global_w(w, c, s, dt, R):  # mistake 10
+    return negloglik(W_TRUE, c, s, dt, R)
+
+
+# (mistake number, part, wrong answer, words the hint must contain)
+MISTAKES = [
+    (1, "ex5-sampler", sampler_elementwise, "dot product"),
+    (1, "ex5-negloglik", negloglik_elementwise, "dot product"),
+    (2, "ex5-sampler", sampler_scaled_frames, "independent draw from N(0, v)"),
+    (3, "ex5-negloglik", negloglik_sign, "gradient of log L, not of −log L"),
+    (4, "ex5-negloglik", negloglik_factorial, "log(factorial(c)) overflows"),
+    (4, "ex5-negloglik", negloglik_keeps_log_factorial, "you kept Σ_t log c_t! in the objective"),
+    (5, "ex5-fit", fit_returns_jac, "the estimate is res.x"),
+    (6, "ex5-fit", fit_starts_at_truth, "start from zeros"),
+    (7, "ex5-fit", fit_normalised_by_sum, "normalised the estimate by its sum"),
+    (8, "ex5-binning", bin_counts_misaligned, "shifted by one frame"),
+    (8, "ex5-lagged", fit_lags_wrong_direction, "lags go the wrong way"),
+    (9, "ex5-svd", svd_second_vector, "second singular vector"),
+    (9, "ex5-svd", svd_column_of_vt, "column of Vᵀ"),
+    (10, "ex5-negloglik", negloglik_global_w, "ignores its argument w"),
+]
+
+
+@pytest.mark.parametrize("part", sorted(CORRECT))
+def test_correct_answer_gets_full_points(part):
+    verdict = checks.run(part, CORRECT[part])
+    assert verdict.status == "passed", verdict
+    assert verdict.points == verdict.max_points > 0
+    assert str(verdict).startswith(f"✔ {part}")
+
+
+@pytest.mark.parametrize("number,part,wrong,hint_words", MISTAKES,
+                         ids=[f"mistake{m[0]}-{m[2].__name__}" for m in MISTAKES])
+def test_common_mistake_fails_with_its_specific_hint(number, part, wrong, hint_words):
+    verdict = checks.run(part, wrong)
+    assert verdict.status == "failed" and verdict.points == 0, verdict
+    assert "should" in verdict.message, verdict.message
+    assert hint_words in verdict.hint, verdict.hint
+    assert f"Hint: {verdict.hint}" in str(verdict)
+
+
+def test_all_ten_mistakes_are_covered():
+    assert {m[0] for m in MISTAKES} == set(range(1, 11))
+
+
+# ------------------------------------------------------------------ other wrong answers
+
+
+def test_plot_checks_read_the_axes_not_the_picture():
+    transposed = checks.run("ex5-rf-plot", lambda ax, w, shape: (
+        ax.imshow(np.reshape(w, shape).T, vmin=-9, vmax=9), ax.set(title="t", xlabel="x", ylabel="y")))
+    assert transposed.status == "failed" and "transposed" in transposed.hint
+    unlabelled = checks.run("ex5-rf-plot", lambda ax, w, shape: ax.imshow(
+        np.reshape(w, shape), vmin=-9, vmax=9))
+    assert unlabelled.status == "failed" and unlabelled.message.startswith("labels:")
+    uncentred = checks.run("ex5-rf-plot", lambda ax, w, shape: (
+        ax.imshow(np.reshape(w, shape)), ax.set(title="t", xlabel="x", ylabel="y")))
+    assert uncentred.status == "failed" and "centred on zero" in uncentred.message
+    in_bins = checks.run("ex5-response-plot", lambda ax, c, r, dt: (
+        ax.plot(c, label="c"), ax.plot(r, label="r"), ax.legend(),
+        ax.set(title="t", xlabel="bin", ylabel="count")))
+    assert in_bins.status == "failed" and "time in seconds" in in_bins.hint
+    not_a_figure = checks.run("ex5-lagged-plots", lambda W, shape, lags: None)
+    assert not_a_figure.status == "failed" and "Figure" in not_a_figure.message
+    assert plt.get_fignums() == [], "the checks close the figures they make"
+
+
+def test_sampler_with_standard_deviation_v_and_without_poisson_noise_get_hints():
+    def sd_v(w, n_t, dt, R, v, seed):
+        rng = np.random.default_rng(seed)
+        s = rng.normal(0.0, v, size=(n_t, w.size))
+        r = np.exp(s @ w) * dt * R
+        return rng.poisson(r), r, s
+
+    verdict = checks.run("ex5-sampler", sd_v)
+    assert verdict.status == "failed" and "standard deviation" in verdict.hint
+
+    def no_noise(w, n_t, dt, R, v, seed):
+        c, r, s = sample_lnp(w, n_t, dt, R, v, seed)
+        return np.round(r), r, s
+
+    verdict = checks.run("ex5-sampler", no_noise)
+    assert verdict.status == "failed" and "rng.poisson" in verdict.hint
+
+    def unseeded(w, n_t, dt, R, v, seed):
+        return sample_lnp(w, n_t, dt, R, v, np.random.default_rng().integers(10**6))
+
+    verdict = checks.run("ex5-sampler", unseeded)
+    assert verdict.status == "failed" and "default_rng(seed)" in verdict.hint
+
+
+def test_binning_without_the_last_edge_and_ridge_without_penalty_get_hints():
+    verdict = checks.run("ex5-binning", lambda sp, tr, d: np.histogram(sp, bins=tr)[0])
+    assert verdict.status == "failed" and "append the end of the last frame" in verdict.hint
+    verdict = checks.run("ex5-ridge", lambda c, s, dt, R, alpha: fit_rf(c, s, dt, R))
+    assert verdict.status == "failed" and "unpenalised" in verdict.hint
+
+    def half_gradient(c, s, dt, R, alpha):
+        return fit_ridge(c, s, dt, R, alpha / 2)
+
+    verdict = checks.run("ex5-ridge", half_gradient)
+    assert verdict.status == "failed" and "2 * alpha * w" in verdict.hint
+
+
+def test_svd_with_unfixed_sign_gets_a_hint():
+    def flipped(W):
+        u, v, s = space_time_svd(W)
+        return -u, -v, s
+
+    verdict = checks.run("ex5-svd", flipped)
+    assert verdict.status == "failed" and "fix the sign" in verdict.hint
+
+
+def test_stub_and_errors_are_reported():
+    def stub(*args):
+        raise NotImplementedError("ex5-fit: replace this line with your solution")
+
+    assert checks.run("ex5-fit", stub).status == "not-implemented"
+    assert checks.run("ex5-response-plot", stub).status == "not-implemented"
+
+    def overflow(w, c, s, dt, R):
+        import math
+        return sum(math.log(math.factorial(int(k))) for k in c) * 1.0, s.T @ c
+
+    verdict = checks.run("ex5-negloglik", overflow)
+    assert verdict.status in ("error", "failed")
+
+
+@pytest.mark.parametrize("part", ["ex5-sampler", "ex5-fit", "ex5-rf-plot", "ex5-svd"])
+def test_collect_returns_plain_json_and_judge_rebuilds_the_verdict(part):
+    chk = checks.get_check(part)
+    again = json.loads(json.dumps(chk.collect(CORRECT[part])))
+    assert chk.judge(again).passed
+
+
+@pytest.mark.parametrize("forged", [None, "passed", {"records": "ok"}, {"records": [{}] * 2},
+                                    {"records": [{"out": {"kind": "tuple", "items": [1, 2]}}] * 2}])
+def test_judge_never_passes_forged_records(forged):
+    for part in ("ex5-sampler", "ex5-negloglik", "ex5-svd", "ex5-rf-plot"):
+        verdict = checks.get_check(part).judge(forged)
+        assert not verdict.passed and verdict.points == 0
+
+
+def test_points_of_exercise_5_add_up_to_the_labs_auto_graded_points():
+    table = checks.list_checks()
+    ex5 = table.loc[[p for p in table.index if p.startswith("ex5-")], "points"]
+    # 10 points in the lab, less the derivation (2) and the written answer (0.5), graded by hand
+    assert ex5.sum() == 7.5

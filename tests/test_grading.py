@@ -1,0 +1,492 @@
+"""course_lib.grading (``course-grade``): every submission gets the right status and points,
+check cells cannot be tampered with, the sandbox holds, and a killed batch resumes.
+
+The unit tests of each step run anywhere. The corpus tests run the real command line on
+the corpus of ``tests/grading_corpus/corpus.py`` (right answers, the chapter's mistakes,
+broken files and hostile notebooks), killing the first run half-way; they need root and
+bubblewrap, as CI has (``scripts/test.sh`` installs it), because that is the sandbox they
+test. Expected points come from the exercise's own point values (``metadata.course``).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from course_lib import checks
+from course_lib.grading.batch import judge_part
+from course_lib.grading.notebook import Assignment, AssignmentError, InvalidSubmission, read_submission
+from course_lib.grading.report import feedback_names, grades_csv
+from course_lib.grading.sandbox import processes_of, uid_range
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENT = ROOT / "exercises" / "01-regression.ipynb"
+STUDENT = ROOT / "exercises" / "student" / "01-regression.ipynb"
+
+_spec = importlib.util.spec_from_file_location("grading_corpus", ROOT / "tests" / "grading_corpus" / "corpus.py")
+corpus = sys.modules["grading_corpus"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(corpus)
+
+SANDBOXED = os.geteuid() == 0 and shutil.which("bwrap") is not None
+needs_sandbox = pytest.mark.skipif(
+    not SANDBOXED, reason="needs root and bubblewrap (apt-get install bubblewrap), as in CI"
+)
+CELL_TIMEOUT, TIMEOUT = 20, 45
+
+
+def load(path: Path = ASSIGNMENT) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def plan_of(nb: dict) -> list[tuple[str | None, str | None]]:
+    plan = Assignment.load(ASSIGNMENT).plan(nb)
+    return [(c.cell_id, c.part) for c in plan.cells]
+
+
+def cell(nb: dict, cid: str) -> dict:
+    return next(c for c in nb["cells"] if c.get("id") == cid)
+
+
+# ----------------------------------------------------------------------------------------
+# The assignment
+
+
+def test_assignment_gives_parts_points_and_answer_names_from_its_check_cells():
+    a = Assignment.load(ASSIGNMENT)
+    assert [p.part for p in a.parts] == corpus.PARTS
+    assert {p.part: p.points for p in a.parts} == corpus.FULL
+    assert a.parts[0].names == ("fit_ols",) and a.parts[0].check_id == "ex1-fit-ols-check"
+    assert a.max_total == 4
+    a.check_registry()  # the metadata's points agree with the registry
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ("student", "not an instructor notebook: its solution cells have no '### BEGIN SOLUTION'"),
+        ("missing", "assignment notebook not found"),
+        ("bad-check", "must be exactly checks.check"),
+        ("no-points", "has no numeric metadata.course.points"),
+    ],
+)
+def test_unusable_assignment_is_refused_with_the_reason(tmp_path, change, message):
+    path = tmp_path / "a.ipynb"
+    nb = load(STUDENT if change == "student" else ASSIGNMENT)
+    if change == "bad-check":
+        cell(nb, "ex1-predict-check")["source"] = "print(checks)"
+    if change == "no-points":
+        del cell(nb, "ex1-predict-check")["metadata"]["course"]["points"]
+    if change != "missing":
+        path.write_text(json.dumps(nb))
+    with pytest.raises(AssignmentError, match=message.replace("(", r"\(")):
+        Assignment.load(path)
+
+
+def test_points_that_disagree_with_the_check_registry_are_refused(tmp_path):
+    nb = load()
+    cell(nb, "ex1-predict-check")["metadata"]["course"]["points"] = 2
+    (tmp_path / "a.ipynb").write_text(json.dumps(nb))
+    with pytest.raises(AssignmentError, match="'ex1-predict' is worth 2 points in the notebook's metadata but 0.5"):
+        Assignment.load(tmp_path / "a.ipynb").check_registry()
+
+
+# ----------------------------------------------------------------------------------------
+# Planning the run: check cells restored, matched by id
+
+
+def _deleted(nb):
+    nb["cells"] = [c for c in nb["cells"] if not c["id"].endswith("-check")]
+
+
+def _edited(nb):
+    for c in nb["cells"]:
+        if c["id"].endswith("-check"):
+            c["source"] = "print('✔ 1/1')"
+
+
+def _duplicated(nb):
+    for c in list(nb["cells"]):
+        if c["id"].endswith("-check"):
+            k = nb["cells"].index(c)
+            nb["cells"][k:k] = [copy.deepcopy(c), dict(copy.deepcopy(c), id=c["id"] + "-2")]
+    nb["cells"].insert(0, dict(copy.deepcopy(cell(nb, "ex1-predict-check")), id="copied"))
+
+
+def _moved(nb):
+    checks_ = [c for c in nb["cells"] if c["id"].endswith("-check")]
+    nb["cells"] = checks_[::-1] + [c for c in nb["cells"] if c not in checks_]
+
+
+def _emptied(nb):
+    for c in nb["cells"]:
+        if c["id"].endswith("-check"):
+            c["source"] = ""
+
+
+@pytest.mark.parametrize("tamper", [_deleted, _edited, _duplicated, _moved, _emptied],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_check_cells_are_restored_after_their_solutions_whatever_was_done_to_them(tamper):
+    nb = load()
+    want = plan_of(nb)
+    tamper(nb)
+    assert plan_of(nb) == want
+    plan = Assignment.load(ASSIGNMENT).plan(nb)
+    restored = [c.source for c in plan.cells if c.part]
+    assert restored[0] == (
+        '__import__("course_lib.grading.kernel", fromlist=["emit"])'
+        ".emit('ex1-fit-ols', globals(), 'fit_ols')"
+    )
+    assert not any("✔" in c.source for c in plan.cells)
+
+
+def test_cells_a_student_added_before_a_check_still_run_before_it():
+    nb = load()
+    k = nb["cells"].index(cell(nb, "ex1-fit-ols"))
+    nb["cells"].insert(k + 1, {"cell_type": "code", "id": "helper", "metadata": {},
+                               "source": "def helper(): pass", "outputs": [], "execution_count": 1})
+    nb["cells"].insert(k + 3, {"cell_type": "code", "id": "after", "metadata": {},
+                               "source": "x = 1", "outputs": [], "execution_count": 2})
+    order = [cid for cid, _ in plan_of(nb)]
+    assert order[order.index("ex1-fit-ols"):][:4] == ["ex1-fit-ols", "helper", "ex1-fit-ols-check", "after"]
+    _deleted(nb)  # without its check cell, the check goes after the student's added cells
+    order = [cid for cid, _ in plan_of(nb)]
+    assert order[order.index("ex1-fit-ols"):][:4] == ["ex1-fit-ols", "helper", "after", "ex1-fit-ols-check"]
+
+
+def test_the_run_notebook_has_no_markdown_and_no_stored_outputs():
+    plan = Assignment.load(ASSIGNMENT).plan(load())
+    run = json.loads(plan.notebook_json())
+    assert all(c["cell_type"] == "code" and c["outputs"] == [] and c["execution_count"] is None
+               for c in run["cells"])
+    assert len(run["cells"]) == len(plan.cells) == 14
+    assert plan.check_index()["ex1-fit-ols"] == 2
+
+
+def test_a_notebook_of_another_exercise_is_invalid():
+    nb = load()
+    for k, c in enumerate(nb["cells"]):
+        c["id"] = f"other-{k}"
+        c["metadata"] = {}
+    with pytest.raises(InvalidSubmission, match="none of the assignment's cells"):
+        Assignment.load(ASSIGNMENT).plan(nb)
+
+
+# ----------------------------------------------------------------------------------------
+# Validating a submission
+
+
+def _nb_bytes(**changes) -> bytes:
+    nb = load(STUDENT)
+    nb.update(changes)
+    return json.dumps(nb).encode()
+
+
+@pytest.mark.parametrize(
+    "data,words",
+    [
+        (b"", "the file is empty"),
+        (b'{"cells": [', "not valid JSON"),
+        (b'{"name": "x"}', "not a Jupyter notebook"),
+        (b'{"nbformat": 3, "worksheets": []}', "nbformat 3"),
+        (_nb_bytes(metadata={}), "no kernelspec"),
+        (_nb_bytes(metadata={"kernelspec": {"name": "ir", "language": "R"}}), "not a Python kernel"),
+        ('{"nbformat": 4, "cells": [], "metadata": {"x": "é"}}'.encode("latin-1"), "not UTF-8"),
+        (_nb_bytes(cells={"a": 1}), "'cells' is not a list"),
+        (_nb_bytes(cells=[{"cell_type": "code", "source": 5}]), "cell 1 of the notebook is malformed"),
+    ],
+    ids=["empty", "truncated", "not-notebook", "nbformat3", "no-kernelspec", "r-kernel",
+         "latin-1", "cells-not-list", "bad-cell"],
+)
+def test_broken_files_are_invalid_with_a_reason(data, words):
+    with pytest.raises(InvalidSubmission, match=words):
+        read_submission(data)
+
+
+def test_a_duplicated_cell_id_does_not_make_a_notebook_invalid():
+    nb = load()
+    nb["cells"].insert(3, copy.deepcopy(cell(nb, "ex1-fit-ols")))
+    assert read_submission(json.dumps(nb).encode())["cells"][3]["id"] == "ex1-fit-ols"
+
+
+# ----------------------------------------------------------------------------------------
+# Judging, outside the kernel, from untrusted records
+
+
+PART = Assignment.load(ASSIGNMENT).parts[0]  # ex1-fit-ols, 1 point
+
+
+def _record(envelope) -> dict:
+    return {"event": "cell", "index": 2, "error": None, "records": [json.dumps(envelope)]}
+
+
+def test_a_genuine_record_of_a_right_answer_passes():
+    collected = checks.get_check("ex1-fit-ols").collect(lambda X, y: __import__("numpy").linalg.lstsq(X, y, rcond=None)[0])
+    result = judge_part(PART, _record({"collected": collected}))
+    assert result["status"] == "passed" and result["points"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "event,status,words",
+    [
+        (None, "not-run", "not run"),
+        ({"records": []}, "error", "no record"),
+        ({"records": [], "error": "KeyboardInterrupt: "}, "error", "raised KeyboardInterrupt"),
+        ({"records": ['{"collected": {}}', '{"collected": {}}']}, "error", "more than one record"),
+        ({"records": ["not json"]}, "error", "unreadable"),
+        ({"records": ["[" * 100_000]}, "error", "unreadable"),
+        ({"records": [5]}, "error", "unreadable"),
+        ({"records": ['{"verdict": "passed"}']}, "error", "unreadable"),
+        ({"records": ['{"problem": "fit_ols is not defined when the check runs"}']}, "error", "not defined"),
+        (_record({"collected": "passed"}), "error", "could not read your results"),
+        (_record({"collected": {"passed": True, "outputs": "all good"}}), "error", "could not read"),
+        (_record({"collected": {"outputs": [{"kind": "array", "shape": [10**30], "values": [1.0]}] * 4}}),
+         "failed", "malformed"),
+    ],
+)
+def test_forged_or_broken_records_never_pass_and_never_crash_the_grader(event, status, words):
+    result = judge_part(PART, event)
+    assert result["points"] == 0 and result["status"] == status, result
+    assert words in result["message"], result["message"]
+
+
+def test_a_judge_that_raises_gives_an_error_for_that_part_only(monkeypatch):
+    def broken(collected):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(checks.get_check("ex1-fit-ols"), "judge", broken)
+    result = judge_part(PART, _record({"collected": {"outputs": []}}))
+    assert result["status"] == "error" and result["points"] == 0
+    assert result["message"] == "the grader could not judge the results of this part"
+
+
+# ----------------------------------------------------------------------------------------
+# Output files
+
+
+@pytest.mark.parametrize(
+    "names,files",
+    [
+        (["../../x.ipynb"], ["x.ipynb.md"]),
+        (["a/b.ipynb", "a_b.ipynb"], ["a_b.ipynb.md", "a_b.ipynb-2.md"]),
+        (['=HYPERLINK("x") ..y.ipynb'], ["HYPERLINK_x_..y.ipynb.md"]),
+        (["...", ".hidden.ipynb"], ["submission.md", "hidden.ipynb.md"]),
+    ],
+)
+def test_feedback_file_names_are_safe_and_unique(names, files):
+    assert list(feedback_names(names).values()) == files
+
+
+def test_grades_csv_defuses_formulas_and_leaves_ungraded_rows_blank():
+    rows = [
+        {"submission": "=cmd|'/c calc'!A1.ipynb", "status": "invalid", "total": 0, "max_total": 4, "parts": []},
+        {"submission": "b.ipynb", "status": "crashed", "total": 1, "max_total": 4,
+         "parts": [{"part": "p", "points": 1.0}]},
+    ]
+    lines = grades_csv(rows, ["p", "q"]).splitlines()
+    assert lines == ["submission,status,total,max_total,p,q",
+                     "'=cmd|'/c calc'!A1.ipynb,invalid,,4,,", "b.ipynb,crashed,1,4,1,0"]
+
+
+# ----------------------------------------------------------------------------------------
+# The command line
+
+
+def grade(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "course_lib.grading", *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["exercises/99-missing.ipynb", "x.ipynb"], "assignment notebook not found"),
+        (["exercises/student/01-regression.ipynb", "exercises/student"], "not an instructor notebook"),
+        (["exercises/01-regression.ipynb", "{empty}"], "no submissions (*.ipynb) in folder"),
+        (["exercises/01-regression.ipynb", "nobody.ipynb"], "submission not found: nobody.ipynb"),
+        (["exercises/01-regression.ipynb", "exercises/01-regression.ipynb"], "also listed as a submission"),
+    ],
+)
+def test_bad_command_lines_fail_with_a_clear_message(tmp_path, args, message):
+    args = [a.replace("{empty}", str(tmp_path)) for a in args]
+    proc = grade(*args, "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_course_grade_is_a_console_script():
+    assert 'course-grade = "course_lib.grading:main"' in (ROOT / "pyproject.toml").read_text()
+
+
+# ----------------------------------------------------------------------------------------
+# The corpus, through the real command line: killed once, rerun, rerun again
+
+
+class Canary(threading.Thread):
+    """A TCP server on the host's loopback that counts who reached it."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+
+    def run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in folder.iterdir() if p.is_file() and not p.is_symlink()}
+
+
+def _rows(out: Path) -> dict[str, dict]:
+    return {r["submission"]: r for r in csv.DictReader(io.StringIO((out / "grades.csv").read_text()))}
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    if not SANDBOXED:
+        pytest.skip("needs root and bubblewrap (apt-get install bubblewrap), as in CI")
+    base = tmp_path_factory.mktemp("grading")
+    folder, out = base / "corpus", base / "out"
+    canary = Canary()
+    canary.start()
+    expect = corpus.build(folder, out, canary.port, CELL_TIMEOUT, TIMEOUT)
+    before = _hashes(folder)
+    args = [str(ASSIGNMENT), str(folder), "--out", str(out), "--jobs", "2",
+            "--cell-timeout", str(CELL_TIMEOUT), "--timeout", str(TIMEOUT)]
+    cmd = [sys.executable, "-m", "course_lib.grading", *args]
+
+    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cache = out / ".cache"
+    while first.poll() is None and len(list(cache.glob("*.json"))) < 10:
+        time.sleep(0.2)
+    first.kill()  # mid-batch, as a power cut would
+    first.wait()
+    at_kill = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.json")}
+    deadline = time.monotonic() + 10
+    survivors = [pid for uid in uid_range(first.pid) for pid in processes_of(uid)]
+    while survivors and time.monotonic() < deadline:
+        time.sleep(0.2)
+        survivors = [pid for uid in uid_range(first.pid) for pid in processes_of(uid)]
+
+    second = grade(*args)
+    csv_after_second = (out / "grades.csv").read_bytes()
+    third = grade(*args)
+    canary.sock.close()
+    return SimpleNamespace(
+        expect=expect, folder=folder, out=out, before=before, canary=canary, first=first,
+        at_kill=at_kill, survivors=survivors, second=second, third=third,
+        csv_after_second=csv_after_second,
+        results={r["submission"]: r for r in json.loads((out / "results.json").read_text())["submissions"]},
+    )
+
+
+@needs_sandbox
+def test_the_batch_completes_with_exit_status_0(batch):
+    assert batch.second.returncode == 0, batch.second.stderr[-3000:]
+    assert batch.third.returncode == 0, batch.third.stderr[-3000:]
+    assert f"graded {len(batch.expect)} submissions" in batch.second.stdout
+
+
+@needs_sandbox
+def test_every_submission_gets_the_right_status_and_points(batch):
+    rows = _rows(batch.out)
+    assert set(rows) == {("'" + n if n.startswith("=") else n) for n in batch.expect}
+    wrong = []
+    for name, want in batch.expect.items():
+        row = rows["'" + name if name.startswith("=") else name]
+        reason = batch.results[name]["reason"]
+        got = {p: row[p] for p in corpus.PARTS}
+        if want.points is None:
+            expected = {p: "" for p in corpus.PARTS}
+            total = ""
+        else:
+            expected = {p: f"{v:g}" for p, v in want.points.items()}
+            total = f"{want.total:g}"
+        if (row["status"], row["total"], got) != (want.status, total, expected) or want.words not in reason:
+            wrong.append(f"{name}: got {row['status']} {row['total']} {got} ({reason!r}); "
+                         f"want {want.status} {total} {expected} ({want.words!r})")
+        assert row["max_total"] == "4"
+    assert not wrong, "\n".join(wrong)
+
+
+@needs_sandbox
+def test_a_killed_batch_resumes_without_regrading_what_was_done(batch):
+    assert batch.first.returncode == -9
+    assert 10 <= len(batch.at_kill) < len(batch.expect)
+    for name, mtime in batch.at_kill.items():
+        assert (batch.out / ".cache" / name).stat().st_mtime_ns == mtime, f"{name} was graded again"
+    log = (batch.out / "grading.log").read_text()
+    assert f"{len(batch.expect)} submissions: {len(batch.at_kill)} from the cache of an earlier run" in log
+
+
+@needs_sandbox
+def test_a_rerun_grades_nothing_and_writes_the_same_grades_csv(batch):
+    assert f"{len(batch.expect)} submissions: {len(batch.expect)} from the cache" in (batch.out / "grading.log").read_text()
+    assert (batch.out / "grades.csv").read_bytes() == batch.csv_after_second
+
+
+@needs_sandbox
+def test_killing_the_grader_leaves_no_student_process_behind(batch):
+    assert batch.survivors == []
+
+
+@needs_sandbox
+def test_the_sandbox_keeps_other_files_the_grades_and_the_network_out_of_reach(batch):
+    assert batch.canary.connections == 0, "a sandboxed notebook reached the host's loopback"
+    assert _hashes(batch.folder) == batch.before, "a submission was modified"
+    assert not (batch.out / "forged.txt").exists()
+    for name in ("grades.csv", "results.json"):
+        assert "forged.ipynb" not in (batch.out / name).read_text()
+    snoop = batch.results["snoop.ipynb"]
+    leaked = [p["part"] for p in snoop["parts"] if p["points"] and p["part"] != "ex1-residuals-by-subject"]
+    assert leaked == [], f"leaks turned these parts right: {leaked}"
+
+
+@needs_sandbox
+def test_kernel_death_is_reported_at_once_not_at_the_timeout(batch):
+    for name in ("os-exit.ipynb", "segfault.ipynb"):
+        result = batch.results[name]
+        assert result["status"] == "crashed" and "kernel died" in result["reason"]
+        assert result["stopped_after"] < 5, result
+
+
+@needs_sandbox
+def test_each_student_gets_feedback_with_verdicts_and_hints_but_no_check_code(batch):
+    files = sorted(p.name for p in (batch.out / "feedback").iterdir())
+    assert files == sorted(feedback_names(list(batch.expect)).values())
+    assert all("/" not in f and not f.startswith(".") for f in files)
+    mistake = (batch.out / "feedback" / "mistake-se-divide-by-n.ipynb.md").read_text()
+    assert "Status: graded" in mistake and "**3 / 4**" in mistake
+    assert "**Hint:** you divided the residual sum of squares by n; divide by n − p" in mistake
+    crashed = (batch.out / "feedback" / "os-exit.ipynb.md").read_text()
+    assert "The notebook did not finish" in crashed and "not run: the notebook crashed" in crashed
+    invalid = (batch.out / "feedback" / "nbformat3.ipynb.md").read_text()
+    assert "could not be graded" in invalid and "nbformat 3" in invalid
+    for path in (batch.out / "feedback").iterdir():
+        text = path.read_text()
+        for secret in ("sm.OLS", "def _", "course_lib.grading.kernel", "collect(", "Traceback"):
+            assert secret not in text, f"{path.name} shows {secret!r}"
