@@ -63,7 +63,7 @@ def check(part: str, *answers) -> None:
 
 
 # Importing the exercise modules registers their checks.
-from course_lib.checks import ex01, ex02, ex03, ex05  # noqa: E402,F401
+from course_lib.checks import ex01, ex02, ex03, ex04, ex05  # noqa: E402,F401
 
 __all__ = [
     "Check",

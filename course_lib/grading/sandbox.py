@@ -216,6 +216,12 @@ class Sandbox:
         for entry in _ETC:
             if os.path.exists(f"/etc/{entry}"):
                 argv += ["--ro-bind", f"/etc/{entry}", f"/etc/{entry}"]
+        # The private /tmp, /dev/shm and /home come first: bwrap applies its options in order,
+        # so a later --tmpfs /tmp would hide a Python environment that lives under /tmp.
+        argv += ["--proc", "/proc", "--dev", "/dev",
+                 "--perms", "1777", "--size", str(lim.tmp_mb * 2**20), "--tmpfs", "/tmp",
+                 "--perms", "1777", "--size", str(lim.tmp_mb * 2**20), "--tmpfs", "/dev/shm",
+                 "--perms", "0755", "--dir", "/home"]
         made = {"/", "/usr", "/etc", "/home", "/tmp", "/proc", "/dev"}
         for path in self._python_binds:
             for parent in reversed(Path(path).parents):
@@ -225,11 +231,7 @@ class Sandbox:
                     made.add(p)
             if not _within(path, "/usr"):
                 argv += ["--ro-bind", path, path]
-        argv += ["--proc", "/proc", "--dev", "/dev",
-                 "--perms", "1777", "--size", str(lim.tmp_mb * 2**20), "--tmpfs", "/tmp",
-                 "--perms", "1777", "--size", str(lim.tmp_mb * 2**20), "--tmpfs", "/dev/shm",
-                 "--perms", "0755", "--dir", "/home", "--bind", str(scratch), SANDBOX_HOME,
-                 "--chdir", SANDBOX_HOME, "--clearenv"]
+        argv += ["--bind", str(scratch), SANDBOX_HOME, "--chdir", SANDBOX_HOME, "--clearenv"]
         for key, value in env.items():
             argv += ["--setenv", key, value]
         return [*argv, "--", *inner], {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
