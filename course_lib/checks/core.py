@@ -211,6 +211,54 @@ def compare_arrays(got: Returned, expected, what: str, rtol=1e-6, atol=1e-8) -> 
 
 
 # ----------------------------------------------------------------------------------------
+# The loop every case-based check shares: run the answer on each drawn case in the kernel,
+# then read the record back, untrusted, before judging it.
+
+
+def collect_cases(chk, answer, run_one: Callable[[Any, Case], Any], key: str) -> dict:
+    """Run ``run_one(answer, case)`` on each of ``chk.cases()``; plain data under ``key``.
+
+    Stops at the first case whose code raises: ``NotImplementedError`` marks the stub, any
+    other exception is recorded with the case it happened on.
+    """
+    record: dict[str, Any] = {"part": chk.part, key: []}
+    if not callable(answer):
+        record["error"] = f"{chk.function} should be a function, got {type(answer).__name__}"
+        return record
+    for case in chk.cases():
+        try:
+            record[key].append(run_one(answer, copy.deepcopy(case)))
+        except NotImplementedError:
+            record["not_implemented"] = True
+            return record
+        except Exception as err:  # the student's code may raise anything
+            text = f"{type(err).__name__}: {err}"
+            record["error"] = f"{chk.function} raised {text[:300]} on {case.label}"
+            return record
+    return record
+
+
+def read_collected(chk, collected, key: str, n_cases: int,
+                   error_hint: Callable[[str], str] | None = None) -> list | Verdict:
+    """The per-case records of a collected dict, or the verdict that ends judging early."""
+    if not isinstance(collected, dict):
+        return chk.verdict("error", "the check could not read your results")
+    if collected.get("not_implemented"):
+        return chk.verdict(
+            "not-implemented",
+            f"{chk.function} still raises NotImplementedError: "
+            "replace the stub with your solution.",
+        )
+    if collected.get("error"):
+        text = str(collected["error"])[:400]
+        return chk.verdict("error", text, (error_hint(text) if error_hint else "") or "")
+    records = collected.get(key)
+    if not isinstance(records, list) or len(records) != n_cases:
+        return chk.verdict("error", "the check could not read your results")
+    return records
+
+
+# ----------------------------------------------------------------------------------------
 # The common kind of check: call a student's function on drawn cases.
 
 
@@ -265,38 +313,13 @@ class FunctionCheck(Check):
         return self.draw(np.random.default_rng(self.seed))
 
     def collect(self, answer=None, *extra) -> dict:
-        record: dict[str, Any] = {"part": self.part, "outputs": []}
-        if not callable(answer):
-            record["error"] = f"{self.function} should be a function, got {type(answer).__name__}"
-            return record
-        for case in self.cases():
-            try:
-                out = answer(*copy.deepcopy(case.args))
-            except NotImplementedError:
-                record["not_implemented"] = True
-                return record
-            except Exception as err:  # the student's code may raise anything
-                text = f"{type(err).__name__}: {err}"
-                record["error"] = f"{self.function} raised {text[:300]} on {case.label}"
-                return record
-            record["outputs"].append(to_data(out))
-        return record
+        return collect_cases(self, answer, lambda fn, case: to_data(fn(*case.args)), "outputs")
 
     def judge(self, collected) -> Verdict:
-        if not isinstance(collected, dict):
-            return self.verdict("error", "the check could not read your results")
-        if collected.get("not_implemented"):
-            return self.verdict(
-                "not-implemented",
-                f"{self.function} still raises NotImplementedError: "
-                "replace the stub with your solution.",
-            )
-        if collected.get("error"):
-            return self.verdict("error", str(collected["error"])[:400])
         cases = self.cases()
-        outputs = collected.get("outputs")
-        if not isinstance(outputs, list) or len(outputs) != len(cases):
-            return self.verdict("error", "the check could not read your results")
+        outputs = read_collected(self, collected, "outputs", len(cases))
+        if isinstance(outputs, Verdict):
+            return outputs
         for case, output in zip(cases, outputs):
             expected = self.reference(*case.args)
             got = None

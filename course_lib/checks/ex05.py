@@ -49,7 +49,9 @@ from course_lib.checks.core import (
     CheckFailure,
     Returned,
     Verdict,
+    collect_cases,
     fmt,
+    read_collected,
     register,
     to_data,
 )
@@ -98,39 +100,13 @@ class CaseCheck(Check):
         return self.draw(np.random.default_rng(self.seed))
 
     def collect(self, answer=None, *extra) -> dict:
-        record: dict[str, Any] = {"part": self.part, "records": []}
-        if not callable(answer):
-            record["error"] = f"{self.function} should be a function, got {type(answer).__name__}"
-            return record
-        for case in self.cases():
-            try:
-                record["records"].append(self.run(answer, copy.deepcopy(case)))
-            except NotImplementedError:
-                record["not_implemented"] = True
-                return record
-            except Exception as err:  # the student's code may raise anything
-                text = f"{type(err).__name__}: {err}"
-                record["error"] = f"{self.function} raised {text[:300]} on {case.label}"
-                return record
-        return record
+        return collect_cases(self, answer, self.run, "records")
 
     def judge(self, collected) -> Verdict:
-        if not isinstance(collected, dict):
-            return self.verdict("error", "the check could not read your results")
-        if collected.get("not_implemented"):
-            return self.verdict(
-                "not-implemented",
-                f"{self.function} still raises NotImplementedError: "
-                "replace the stub with your solution.",
-            )
-        if collected.get("error"):
-            text = str(collected["error"])[:400]
-            hint = self.error_hint(text) if self.error_hint else ""
-            return self.verdict("error", text, hint or "")
         cases = self.cases()
-        records = collected.get("records")
-        if not isinstance(records, list) or len(records) != len(cases):
-            return self.verdict("error", "the check could not read your results")
+        records = read_collected(self, collected, "records", len(cases), self.error_hint)
+        if isinstance(records, Verdict):
+            return records
         try:
             self.judge_cases(records, cases)
         except CheckFailure as failure:
