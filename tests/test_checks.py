@@ -160,3 +160,70 @@ def test_check_prints_one_verdict(capsys):
 def test_verdict_to_dict_round_trips():
     v = Verdict("p", "failed", 0.0, 1.0, "values: wrong", "look here")
     assert Verdict(**v.to_dict()) == v and not v.passed
+
+
+# ----------------------------------------------------------------------------------------
+# The reference cache: a batch computes each reference answer once, and never a wrong one.
+
+
+def test_memo_call_computes_once_per_distinct_input_and_shares_a_read_only_answer():
+    import pandas as pd
+
+    from course_lib.checks.core import memo_call
+
+    calls = []
+
+    def reference(x, df, scale=1.0):
+        calls.append(1)
+        return np.asarray(x) * scale + df["a"].sum()
+
+    x, df = np.arange(4.0), pd.DataFrame({"a": [1.0, 2.0]})
+    first = memo_call(reference, x, df, scale=2.0)
+    again = memo_call(reference, x.copy(), df.copy(), scale=2.0)  # equal content, new objects
+    assert len(calls) == 1 and again is first
+    assert not first.flags.writeable  # a caller cannot change the answer the next one gets
+    changed = x.copy()
+    changed[3] = 3.5  # one value differs: a new answer
+    assert memo_call(reference, changed, df, scale=2.0)[3] == 3.5 * 2 + 3
+    memo_call(reference, x, df.assign(a=[1.0, 2.5]), scale=2.0)
+    memo_call(reference, x, df, scale=3.0)
+    memo_call(reference, x.astype(np.float32), df, scale=2.0)  # same values, other dtype
+    assert len(calls) == 5
+
+
+def test_memo_call_passes_through_arguments_it_cannot_key():
+    from course_lib.checks.core import memo_call
+
+    calls = []
+
+    def reference(obj):
+        calls.append(obj)
+        return len(calls)
+
+    thing = object()
+    assert memo_call(reference, thing) == 1 and memo_call(reference, thing) == 2
+
+
+def test_drawn_cases_are_shared_read_only_and_students_get_writable_copies():
+    from course_lib.checks.core import Case, collect_cases, drawn_cases
+
+    def draw(rng):
+        return [Case((rng.standard_normal(3),), "three numbers")]
+
+    shared = drawn_cases(draw, 7)
+    assert drawn_cases(draw, 7) is shared and drawn_cases(draw, 8) is not shared
+    assert not shared[0].args[0].flags.writeable
+
+    class Chk:
+        part, function = "demo", "f"
+
+        def cases(self):
+            return drawn_cases(draw, 7)
+
+    def in_place(v):  # a student function that scribbles on its input
+        v *= 2
+        return v
+
+    record = collect_cases(Chk(), in_place, lambda fn, case: fn(*case.args).tolist(), "outputs")
+    assert "error" not in record
+    np.testing.assert_allclose(record["outputs"][0], 2 * shared[0].args[0])

@@ -8,7 +8,11 @@ JSON-serialisable data, and ``judge`` treats it as untrusted input.
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -259,6 +263,105 @@ def read_collected(chk, collected, key: str, n_cases: int,
 
 
 # ----------------------------------------------------------------------------------------
+# Reference answers, computed once per batch.
+#
+# The grader judges every submission of a class against the same drawn cases, so the
+# reference answers (statsmodels GLMs, lmer fits) repeat. functools.lru_cache cannot key on
+# arrays or data frames, hence this small content-keyed cache: the key is a BLAKE2 digest of
+# the arguments' bytes, so equal inputs share an answer and any change of input misses.
+
+
+class _Uncachable(TypeError):
+    pass
+
+
+def _digest(h, obj) -> None:
+    """Feed ``obj`` to the hash ``h``; raise :class:`_Uncachable` for unknown types."""
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.hasobject:
+            raise _Uncachable(obj.dtype)
+        h.update(f"nd{obj.dtype.str}{obj.shape}".encode())
+        h.update(np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, (pd.DataFrame, pd.Series)):
+        h.update(f"pd{type(obj).__name__}{list(map(str, obj.dtypes if obj.ndim == 2 else [obj.dtype]))}"
+                 f"{list(obj.columns) if obj.ndim == 2 else obj.name}".encode())
+        h.update(pd.util.hash_pandas_object(obj, index=True).to_numpy().tobytes())
+    elif obj is None or isinstance(obj, (bool, int, float, complex, str, bytes, np.generic)):
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+    elif isinstance(obj, (tuple, list)):
+        h.update(f"{type(obj).__name__}[{len(obj)}".encode())
+        for item in obj:
+            _digest(h, item)
+        h.update(b"]")
+    elif isinstance(obj, dict):
+        h.update(f"dict{{{len(obj)}".encode())
+        for key in sorted(obj, key=repr):
+            _digest(h, key)
+            _digest(h, obj[key])
+        h.update(b"}")
+    else:
+        raise _Uncachable(type(obj))
+
+
+def _read_only(value):
+    """Arrays in a shared answer are made read-only, so no caller can change it for the next."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _read_only(item)
+    return value
+
+
+_MEMO: OrderedDict = OrderedDict()
+_MEMO_LOCK = threading.Lock()
+_KEY_LOCKS: dict = {}
+MEMO_SIZE = 256
+
+
+def memo_call(fn: Callable, *args, **kwargs):
+    """``fn(*args, **kwargs)``, computed once per distinct input for a pure function ``fn``.
+
+    Arguments are keyed by content (arrays, data frames, numbers, strings, and tuples,
+    lists and dicts of these); a call with any other argument is not cached. Threads that
+    ask for the same answer at once wait for one computation. At most :data:`MEMO_SIZE`
+    answers are kept (least recently used first out).
+    """
+    h = hashlib.blake2b(digest_size=20)
+    try:
+        _digest(h, (args, kwargs))
+    except _Uncachable:
+        return fn(*args, **kwargs)
+    key = (fn, h.digest())
+    with _MEMO_LOCK:
+        if key in _MEMO:
+            _MEMO.move_to_end(key)
+            return _MEMO[key]
+        lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        with _MEMO_LOCK:
+            if key in _MEMO:
+                return _MEMO[key]
+        value = _read_only(fn(*args, **kwargs))
+        with _MEMO_LOCK:
+            _MEMO[key] = value
+            _KEY_LOCKS.pop(key, None)
+            while len(_MEMO) > MEMO_SIZE:
+                _MEMO.popitem(last=False)
+    return value
+
+
+def reference_cache(fn: Callable) -> Callable:
+    """Decorator: cache a pure reference function with :func:`memo_call`."""
+
+    @functools.wraps(fn)
+    def cached(*args, **kwargs):
+        return memo_call(fn, *args, **kwargs)
+
+    return cached
+
+
+# ----------------------------------------------------------------------------------------
 # The common kind of check: call a student's function on drawn cases.
 
 
@@ -268,6 +371,27 @@ class Case:
 
     args: tuple
     label: str
+
+
+def drawn_cases(draw: Callable[[np.random.Generator], Sequence[Case]], seed: int) -> tuple[Case, ...]:
+    """``draw(np.random.default_rng(seed))``, drawn once per process and shared read-only.
+
+    A check's cases depend on its seed only, and some draws fit models to choose them, so
+    the judge of a batch draws them once. The arrays of the shared cases are read-only:
+    ``collect`` hands the student a deep copy of each case.
+    """
+    key = (draw, int(seed))
+    with _DRAWN_LOCK:
+        if key not in _DRAWN:
+            cases = tuple(draw(np.random.default_rng(seed)))
+            for case in cases:
+                _read_only(case.args)
+            _DRAWN[key] = cases
+        return _DRAWN[key]
+
+
+_DRAWN: dict = {}
+_DRAWN_LOCK = threading.Lock()
 
 
 Diagnosis = Callable[[Returned, Any, tuple], "str | None"]
@@ -310,7 +434,7 @@ class FunctionCheck(Check):
     success: str = "{function} gives the right answer on {n} inputs the check drew."
 
     def cases(self) -> Sequence[Case]:
-        return self.draw(np.random.default_rng(self.seed))
+        return drawn_cases(self.draw, self.seed)
 
     def collect(self, answer=None, *extra) -> dict:
         return collect_cases(self, answer, lambda fn, case: to_data(fn(*case.args)), "outputs")
@@ -321,7 +445,7 @@ class FunctionCheck(Check):
         if isinstance(outputs, Verdict):
             return outputs
         for case, output in zip(cases, outputs):
-            expected = self.reference(*case.args)
+            expected = memo_call(self.reference, *case.args)
             got = None
             try:
                 got = Returned.from_data(output)

@@ -24,6 +24,7 @@ from course_lib.checks.core import (
     Returned,
     close_to,
     compare_arrays,
+    reference_cache,
     register,
 )
 from course_lib.datasets import load_sleepstudy
@@ -33,6 +34,7 @@ FIT_2 = "Reaction ~ 1 + Days + (1 | Subject)"
 FIT_4 = "Reaction ~ 1 + Days + (1 + Days | Subject)"
 
 
+@reference_cache
 def _lmer(formula: str, data: pd.DataFrame, REML: bool = True):  # noqa: N803
     # The check's own fits: a convergence message would only distract the student.
     with warnings.catch_warnings():

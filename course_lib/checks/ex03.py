@@ -21,6 +21,7 @@ from course_lib.checks.core import (
     close_to,
     compare_arrays,
     fmt,
+    reference_cache,
     register,
 )
 from course_lib.checks.ex01 import _compare_series
@@ -31,6 +32,7 @@ RANDOM_INTERCEPT = "Reaction ~ 1 + Days + (1 | Subject)"
 RANDOM_BOTH = "Reaction ~ 1 + Days + (1 + Days | Subject)"
 
 
+@reference_cache
 def _lmer(formula: str, data: pd.DataFrame):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

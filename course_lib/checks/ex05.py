@@ -50,8 +50,10 @@ from course_lib.checks.core import (
     Returned,
     Verdict,
     collect_cases,
+    drawn_cases,
     fmt,
     read_collected,
+    reference_cache,
     register,
     to_data,
 )
@@ -97,7 +99,7 @@ class CaseCheck(Check):
     error_hint: Callable[[str], str] | None = None
 
     def cases(self) -> Sequence[Case]:
-        return self.draw(np.random.default_rng(self.seed))
+        return drawn_cases(self.draw, self.seed)
 
     def collect(self, answer=None, *extra) -> dict:
         return collect_cases(self, answer, self.run, "records")
@@ -321,6 +323,7 @@ def _draw_negloglik(rng):
     return cases
 
 
+@reference_cache
 def _nll_reference(w, c, s, dt, R):
     """-log L without the constant: scipy's Poisson log-pmf, less the constant it includes."""
     r = np.exp(s @ w) * dt * R
@@ -415,6 +418,7 @@ def _true_w_of_fit_case(k: int) -> np.ndarray:
     return lnp.gaussian_rf(15, 2.0) if k == 0 else lnp.gaussian_rf(15, 1.5, center=(5.0, 9.0))
 
 
+@reference_cache
 def _glm_fit(c, s, dt, R):
     """statsmodels' Poisson GLM with offset log(dt R): the maximum-likelihood w."""
     offset = np.full(c.size, math.log(dt * R))
@@ -678,6 +682,7 @@ def _draw_binning(rng):
     return cases
 
 
+@reference_cache
 def _counts_reference(spikes, triggers, dur):
     edges = np.append(triggers, triggers[-1] + dur)
     inside = spikes[spikes < edges[-1]]  # frame k is [trigger k, trigger k + 1)
@@ -743,6 +748,7 @@ def _draw_lagged(rng):
     return cases
 
 
+@reference_cache
 def _poisson_fit_with_rate(y, X, dt):
     """statsmodels' Poisson GLM with an intercept (log R) and offset log(dt); w only."""
     design = np.column_stack([X, np.ones(len(y))])
@@ -750,6 +756,7 @@ def _poisson_fit_with_rate(y, X, dt):
     return fit.fit(tol=1e-10).params[:-1]
 
 
+@reference_cache
 def _lagged_reference(counts, frames, lags, dt, direction=+1):
     m, n = max(lags), len(counts)
     cols = []
@@ -842,6 +849,7 @@ def _draw_svd(rng):
     return cases
 
 
+@reference_cache
 def _svd_reference(W, center=True):
     M = W - W.mean() if center else W
     U, S, Vt = np.linalg.svd(M, full_matrices=False)
@@ -950,6 +958,7 @@ def _draw_ridge(rng):
             Case((c, s, 0.1, 20.0, 100.0), "300 bins, 49 pixels, alpha = 100")]
 
 
+@reference_cache
 def _ridge_reference(c, s, dt, R, alpha):
     return lnp.fit_regularized(c, s, dt, R, alpha=alpha, penalty="l2").w
 
