@@ -3,8 +3,14 @@
 Usage::
 
     course-grade exercises/01-regression.ipynb submissions/ --out grades-ex1 [--jobs N]
-        [--cell-timeout S] [--timeout S] [--memory MB]
+        [--cell-timeout S] [--timeout S] [--memory MB] [--scheduler local:N | tcp://host:8786]
+    course-grade export grades-ex1 --format canvas|gradescope|csv --roster roster.csv
     python -m course_lib.grading ...         # the same
+
+``--scheduler`` runs the notebooks on a Dask cluster instead of local threads (see
+:mod:`~course_lib.grading.distributed`: planning, judging and every output file stay in the
+instructor's process); ``export`` turns a batch's results into a learning platform's grade
+file (:mod:`~course_lib.grading.export`).
 
 The exit status is 0 when the batch completed, whatever the outcome of each submission.
 ``--out`` receives ``grades.csv`` (one row per submission: ``submission``, ``status``,
@@ -87,9 +93,9 @@ What the student *can* do in the sandbox, and why it is acceptable: kill or stop
 runner (same uid) — the run ends as ``crashed`` or ``timeout``; sabotage their own
 records (clear outputs, patch ``emit``) — their own parts fail; read the public
 ``course_lib`` (checks included; the references are computed, not stored); use CPU up to
-the timeouts. Not covered: disk quotas for the scratch folder (files are capped at
-256 MB each, ``/tmp`` is a 256 MB tmpfs), and the weak sandbox used without root or
-bubblewrap, which the grader announces with a warning.
+the timeouts; fill its own home, ``/tmp`` and ``/dev/shm``, each a 256 MB tmpfs (the
+write fails with "No space left on device"). Not covered: the weak sandbox used without
+root or bubblewrap (no quota, no namespaces), which the grader announces with a warning.
 """
 
 from __future__ import annotations

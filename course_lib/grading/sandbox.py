@@ -66,7 +66,8 @@ class Limits:
     max_tasks : int
         ``RLIMIT_NPROC`` of the job's uid: processes plus threads, a hard cap.
     file_mb, tmp_mb : int
-        Largest file the job may write, and the size of its ``/tmp`` and ``/dev/shm``.
+        Largest file the job may write, and the size of its home, ``/tmp`` and ``/dev/shm``
+        (each a tmpfs of its own under bubblewrap: the job's disk quota).
     """
 
     cell_timeout: int = 120
@@ -231,7 +232,17 @@ class Sandbox:
                     made.add(p)
             if not _within(path, "/usr"):
                 argv += ["--ro-bind", path, path]
-        argv += ["--bind", str(scratch), SANDBOX_HOME, "--chdir", SANDBOX_HOME, "--clearenv"]
+        # The home is a tmpfs of its own, not the host's scratch folder: its size is the
+        # job's disk quota, so no number of files can fill the grader's disk. The prepared
+        # caches are bound into it read-only, file by file.
+        argv += ["--perms", "1777", "--size", str(lim.tmp_mb * 2**20), "--tmpfs", SANDBOX_HOME]
+        for path in sorted(scratch.rglob("*")):
+            inside = f"{SANDBOX_HOME}/{path.relative_to(scratch).as_posix()}"
+            if path.is_dir():
+                argv += ["--perms", "1777", "--dir", inside]
+            elif path.is_file():
+                argv += ["--ro-bind", str(path), inside]
+        argv += ["--chdir", SANDBOX_HOME, "--clearenv"]
         for key, value in env.items():
             argv += ["--setenv", key, value]
         return [*argv, "--", *inner], {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
