@@ -302,13 +302,35 @@ def sample_lnp(w, n_t: int = 1000, dt: float = 0.1, R: float = 50.0, v: float = 
 # ---------------------------------------------------------------------------------------
 
 
+#: Bytes of stimulus per block of :func:`_nll_core`: small enough to stay in the CPU cache
+#: between the two products that use it.
+_BLOCK_BYTES = 2**20
+
+
 def _nll_core(w, c, s, log_dtR):
-    """-log L without constants, and its gradient; ``log_dtR`` is a scalar."""
-    eta = s @ w
-    mu = np.exp(eta + log_dtR)
-    mu_sum = mu.sum()
-    f = mu_sum - c @ eta
-    grad = s.T @ (mu - c)
+    """-log L without constants, and its gradient; ``log_dtR`` is a scalar.
+
+    Blocked by hand, because numpy has no fused product for it: ``eta = s @ w`` and
+    ``grad = s.T @ (mu - c)`` both stream the whole (n_t, P) stimulus from memory, and at
+    225 x 100,000 (180 MB) memory bandwidth is the whole cost. Done a block of about 1 MB
+    of rows at a time, the second product reads the block from cache, so the stimulus is
+    read from memory once instead of twice. Each block is vectorised (two BLAS products
+    and one ``exp``); the loop runs over blocks of thousands of bins, never over bins.
+    """
+    n_t, P = s.shape
+    rows = max(256, _BLOCK_BYTES // (8 * max(P, 1)))
+    eta = np.empty(n_t)
+    grad = np.zeros(P)
+    f = mu_sum = 0.0
+    for i in range(0, n_t, rows):
+        block, cb = s[i:i + rows], c[i:i + rows]
+        e = np.dot(block, w, out=eta[i:i + rows])
+        mu = np.exp(e + log_dtR)
+        part = mu.sum()
+        mu_sum += part
+        f += part - cb @ e
+        mu -= cb
+        grad += mu @ block
     return f, grad, eta, mu_sum
 
 
