@@ -16,6 +16,14 @@ grader match on.
 
 Run ``python -m course_lib.release`` to regenerate every student copy, or
 ``python -m course_lib.release --check`` to fail when a committed copy has drifted.
+
+``python -m course_lib.release --student-tree DIR [--repository OWNER/NAME]`` writes a
+student-only copy of the whole course into ``DIR``, to publish as the public repository a
+class launches in Binder (:func:`student_tree`): the book (chapters, pages, data, Binder
+files) and the student notebooks, but no instructor notebook, no tests, no grader, and a
+``course_lib.checks`` without the checks' reference computations and mistake recognisers
+(the reference code of a check *is* a solution). In that copy a check cell says whether
+the answer is written (no stub left) and that it is judged when handed in.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import argparse
 import copy
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -33,7 +42,7 @@ BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 _MARKER = re.compile(r"^(?P<indent>[ \t]*)### (?P<which>BEGIN|END) SOLUTION[ \t]*$")
 
-__all__ = ["strip_solutions", "make_student_notebook", "points_table", "release", "main"]
+__all__ = ["strip_solutions", "make_student_notebook", "points_table", "release", "student_tree", "main"]
 
 
 def strip_solutions(source: str, part: str, cell_type: str = "code") -> str:
@@ -151,6 +160,258 @@ def release(source: Path, out_dir: Path, check_only: bool = False) -> bool:
     return True
 
 
+# ----------------------------------------------------------------------------------------
+# The student tree: a copy of the course to publish, without solutions or references
+
+#: The repository the course's own links name (Binder, download, the book's buttons).
+UPSTREAM = "mixed-models-neuro/course"
+#: Files and folders copied as they are (when they exist).
+TREE_FILES = ["references.bib", "requirements.txt", "runtime.txt", "postBuild", ".gitignore"]
+TREE_FOLDERS = ["chapters", "_ext"]
+#: Book pages only instructors need: left out of the tree and its table of contents.
+INSTRUCTOR_PAGES = ["instructors"]
+#: course_lib's instructor-side code, left out of the tree (checks/ is replaced).
+PRIVATE_MODULES = ["checks", "grading", "release.py"]
+
+_STUDENT_CHECKS = '''"""Exercise checks, student edition.
+
+This copy of the course holds no reference answers: the checks that judge your answers
+(what they compute and the mistakes they recognise) stay with your instructor, whose
+grader runs them on the notebook you hand in. Here a check cell tells you whether your
+answer is written (no stub left), so that you know what is still to do::
+
+    ✎ ex1-fit-ols  ?/1  fit_ols is written: it is judged when you hand in the notebook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["PARTS", "Verdict", "run", "check"]
+
+#: Every graded part: its points and the names its check cell passes.
+PARTS = @@PARTS@@
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a check can say without the reference: ``written``, ``not-implemented``, ``error``."""
+
+    part: str
+    status: str
+    max_points: float
+    message: str
+
+    def __str__(self) -> str:
+        mark = "✎" if self.status == "written" else "✘"
+        points = "?" if self.status == "written" else "0"
+        return f"{mark} {self.part}  {points}/{self.max_points:g}  {self.message}"
+
+    __repr__ = __str__
+
+
+def _is_stub(code, part: str) -> bool:
+    stub = f"{part}: replace this line with your solution"
+    for const in code.co_consts:
+        if isinstance(const, str) and stub in const:
+            return True
+        if hasattr(const, "co_consts") and _is_stub(const, part):
+            return True
+    return False
+
+
+def run(part: str, *answers) -> Verdict:
+    """Whether the answer to one part is written: the verdict, without printing."""
+    if part not in PARTS:
+        raise ValueError(f"no check for part {part!r}; known parts are {', '.join(sorted(PARTS))}")
+    info = PARTS[part]
+    names = info["names"] or ["your answer"]
+    for name, answer in zip(names, answers):
+        if not callable(answer):
+            return Verdict(part, "error", info["points"],
+                           f"{name} should be a function, got {type(answer).__name__}")
+        code = getattr(answer, "__code__", None)
+        if code is not None and _is_stub(code, part):
+            return Verdict(part, "not-implemented", info["points"],
+                           f"{name} still raises NotImplementedError: replace the stub with your solution.")
+    return Verdict(part, "written", info["points"],
+                   f"{', '.join(names)} is written: it is judged when you hand in the notebook.")
+
+
+def check(part: str, *answers) -> None:
+    """Check that the answer to one part is written, and print the verdict (a check cell)."""
+    print(run(part, *answers))
+'''
+
+_STUDENT_README = """# {title}
+
+The student copy of the course: the chapters, the exercise notebooks, the data and the
+`course_lib` package they import.
+
+- **Read** the book: build it with `jupyter-book build .` (after
+  `pip install -r requirements.txt`), or open a chapter in `chapters/` as a notebook.
+- **Work** on the exercises in `exercises/`: open them in Binder (the links are on the
+  exercises page) or locally in JupyterLab. Fill in each function where it says
+  `raise NotImplementedError(...)`; the check cell below it tells you when the answer is
+  written. Written answers go in the cells that say `YOUR ANSWER HERE`.
+- **Hand in** the `.ipynb` file itself, saved from Jupyter. Your instructor's grader runs it
+  from scratch and sends you a feedback page for every part.
+
+Use your own code for what an exercise asks you to write: a part whose answer uses the
+`course_lib` function that does that job gets 0 points, with a message saying why.
+
+Code: BSD-3-Clause. The data sets keep their own licences, listed in
+[course_lib/data/README.md](course_lib/data/README.md).
+"""
+
+_EXERCISES_INTRO = """# Exercises
+
+Each chapter has an exercise notebook. Open it in Binder, fill in each function where it says
+`raise NotImplementedError(...)`, and run the check cell below it. In this copy of the course
+a check tells you whether your answer is written; your instructor's grader judges it (on
+inputs of its own, against a trusted library) when you hand in the notebook, and sends you
+a feedback page with a verdict for every part and, for the common mistakes, a hint:
+
+```text
+✎ ex1-fit-ols  ?/1  fit_ols is written: it is judged when you hand in the notebook.
+```
+
+Use your own code for what a part asks you to write: a part whose answer uses the
+`course_lib` function that does that job gets 0 points, with a message saying why.
+
+"""
+
+
+def _student_checks(notebooks: list[Path]) -> str:
+    parts = {}
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            course = cell.metadata.get("course", {})
+            if course.get("role") == "check":
+                names = re.findall(r",\s*(\w+)", cell.source)
+                parts[course["part"]] = {"points": float(course["points"]), "names": names}
+    return _STUDENT_CHECKS.replace("@@PARTS@@", json.dumps(parts, indent=4, ensure_ascii=False))
+
+
+def _retarget(text: str, repository: str | None) -> str:
+    """The course's links, pointed at the published tree (``exercises/`` holds the students'
+    notebooks; ``repository`` replaces the upstream repository)."""
+    text = text.replace("exercises/student/", "exercises/")
+    return text.replace(UPSTREAM, repository) if repository else text
+
+
+def student_tree(root: Path, dest: Path, repository: str | None = None) -> list[Path]:
+    """Write a student-only copy of the course into ``dest``.
+
+    What it holds: ``_config.yml``, ``_toc.yml`` and the book's pages without the
+    instructors' page; ``chapters/`` and ``_ext/``; the student notebooks, made afresh
+    from the instructor notebooks, as ``exercises/``; ``course_lib`` with every topic
+    module and its data, but without ``grading``, ``release`` and the checks' modules
+    (replaced by a ``checks`` that only says whether an answer is written); the Binder
+    files; ``pyproject.toml`` without the instructors' commands; a student README.
+
+    The topic modules stay because the chapters use them, and some implement what an
+    exercise asks for (``course_lib.lnp.negloglik``); the grader gives 0 to a part whose
+    answer uses them (:mod:`course_lib.grading.integrity`).
+
+    Parameters
+    ----------
+    root : Path
+        The course repository (with ``_toc.yml``, ``chapters/``, ``exercises/``).
+    dest : Path
+        A new or empty folder.
+    repository : str or None
+        ``owner/name`` of the repository the tree will be published as: the Binder and
+        download links and the book's repository button are pointed at it.
+
+    Returns
+    -------
+    list of Path
+        Every file written.
+
+    Raises
+    ------
+    ValueError
+        If ``dest`` is not an empty folder, is inside the course, ``repository`` is not
+        ``owner/name``, or an instructor notebook has unbalanced solution markers.
+    """
+    root, dest = Path(root).resolve(), Path(dest).resolve()
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise ValueError(f"--student-tree {dest} is not an empty folder; choose a new one")
+    if dest == root or root in dest.parents:
+        raise ValueError(f"--student-tree {dest} is inside the course {root}; choose a folder outside it")
+    if repository is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", repository):
+        raise ValueError(f"--repository must be OWNER/NAME as on GitHub, got {repository!r}")
+    instructor = sorted((root / "exercises").glob("*.ipynb"))
+    if not instructor:
+        raise ValueError(f"no instructor notebooks in {root / 'exercises'}")
+    students = {}
+    for path in instructor:  # first, so that a bad notebook leaves nothing half-written
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        students[path.name] = _serialise(make_student_notebook(nb))
+    written: list[Path] = []
+
+    def write(rel: str, text: str) -> None:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        written.append(target)
+
+    def copy_file(src: Path, rel: str) -> None:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+        written.append(target)
+
+    for name in TREE_FILES:
+        if (root / name).is_file():
+            copy_file(root / name, name)
+    skip = {"__pycache__", ".ipynb_checkpoints", "_build", ".jupyter_cache"}
+    for folder in TREE_FOLDERS:
+        for src in sorted((root / folder).rglob("*")) if (root / folder).is_dir() else []:
+            rel = src.relative_to(root)
+            if src.is_file() and not skip & set(rel.parts) and src.suffix != ".pyc":
+                copy_file(src, rel.as_posix())
+    # the book: its configuration, table of contents and pages, without the instructors'
+    write("_config.yml", _retarget((root / "_config.yml").read_text(encoding="utf-8"), repository))
+    toc = [line for line in (root / "_toc.yml").read_text(encoding="utf-8").splitlines(keepends=True)
+           if not any(re.fullmatch(rf"\s*- file: {page}\s*", line) for page in INSTRUCTOR_PAGES)]
+    write("_toc.yml", "".join(toc))
+    for page in re.findall(r"^(?:root|\s*- file):\s*(\S+)\s*$", "".join(toc), flags=re.M):
+        if page.startswith("chapters/"):
+            continue
+        text = _retarget((root / f"{page}.md").read_text(encoding="utf-8"), repository)
+        if page == "exercises":
+            _, sep, table = text.partition("| exercise |")
+            if not sep:
+                raise ValueError("exercises.md has no table starting '| exercise |' to keep")
+            text = _EXERCISES_INTRO + sep + table
+        write(f"{page}.md", text)
+    title = re.search(r"^title:\s*(.+)$", (root / "_config.yml").read_text(encoding="utf-8"), re.M)
+    write("README.md", _STUDENT_README.format(title=title.group(1).strip() if title else "The course"))
+    # pyproject: the package, without the instructors' commands and the test settings
+    pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
+    pyproject = re.sub(r"^\[(?:project\.scripts|tool\.pytest\.ini_options)\]\n(?:(?!\[).*\n?)*", "",
+                       pyproject, flags=re.M)
+    write("pyproject.toml", pyproject.rstrip() + "\n")
+    # course_lib: every topic module and the data; checks without references; no grader
+    package = root / "course_lib"
+    for src in sorted(package.rglob("*")):
+        rel = src.relative_to(package)
+        if src.is_file() and rel.parts[0] not in PRIVATE_MODULES and not skip & set(rel.parts) \
+                and src.suffix != ".pyc":
+            copy_file(src, f"course_lib/{rel.as_posix()}")
+    init = (package / "__init__.py").read_text(encoding="utf-8")
+    write("course_lib/__init__.py", "".join(
+        line for line in init.splitlines(keepends=True) if not re.match(r"(release|grading)\s{2,}", line)))
+    write("course_lib/checks/__init__.py", _student_checks(instructor))
+    for name, text in students.items():
+        write(f"exercises/{name}", text)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m course_lib.release",
@@ -163,7 +424,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="only compare; exit 1 if a student copy is stale"
     )
+    parser.add_argument("--student-tree", type=Path, metavar="DIR",
+                        help="write a student-only copy of the course into DIR (a new folder), to "
+                             "publish as the repository a class launches in Binder")
+    parser.add_argument("--repository", metavar="OWNER/NAME",
+                        help="with --student-tree: the GitHub repository the tree is published as "
+                             "(its Binder and download links point there)")
     args = parser.parse_args(argv)
+    if args.student_tree is not None:
+        try:
+            files = student_tree(Path.cwd(), args.student_tree, args.repository)
+        except (ValueError, OSError) as err:
+            parser.error(str(err))
+        print(f"student tree: {len(files)} files in {args.student_tree}")
+        if args.repository is None:
+            print(f"note: its links still name {UPSTREAM}; pass --repository OWNER/NAME to point "
+                  "them at the repository you publish it as", file=sys.stderr)
+        return 0
     notebooks = args.notebooks or sorted(Path("exercises").glob("*.ipynb"))
     if not notebooks:
         parser.error("no instructor notebooks found in exercises/")

@@ -29,6 +29,7 @@ from types import SimpleNamespace
 import pytest
 
 from course_lib import checks
+from course_lib.grading import integrity, manual
 from course_lib.grading.batch import judge_part
 from course_lib.grading.notebook import Assignment, AssignmentError, InvalidSubmission, read_submission
 from course_lib.grading.report import feedback_names, grades_csv
@@ -298,8 +299,8 @@ def test_grades_csv_defuses_formulas_and_leaves_ungraded_rows_blank():
          "parts": [{"part": "p", "points": 1.0}]},
     ]
     lines = grades_csv(rows, ["p", "q"]).splitlines()
-    assert lines == ["submission,status,total,max_total,p,q",
-                     "'=cmd|'/c calc'!A1.ipynb,invalid,,4,,", "b.ipynb,crashed,1,4,1,0"]
+    assert lines == ["submission,status,total,max_total,p,q,integrity,submission_id",
+                     "'=cmd|'/c calc'!A1.ipynb,invalid,,4,,,,", "b.ipynb,crashed,1,4,1,0,,"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -490,3 +491,273 @@ def test_each_student_gets_feedback_with_verdicts_and_hints_but_no_check_code(ba
         text = path.read_text()
         for secret in ("sm.OLS", "def _", "course_lib.grading.kernel", "collect(", "Traceback"):
             assert secret not in text, f"{path.name} shows {secret!r}"
+
+
+# ----------------------------------------------------------------------------------------
+# Integrity: the library's implementation of what a part asks for gives 0 for that part
+
+
+TARGETS = ["course_lib.lnp.negloglik", "course_lib.lnp.fit_rf", "course_lib.regression.ols"]
+
+
+@pytest.mark.parametrize(
+    "code,target",
+    [
+        ("from course_lib.lnp import negloglik", "negloglik"),
+        ("from course_lib.lnp import negloglik as nll\ndef mine(w):\n    return nll(w)", "negloglik"),
+        ("from course_lib.lnp import *", "fit_rf negloglik"),
+        ("import course_lib.lnp as L\ndef negloglik(w, c, s, dt, R):\n    return L.negloglik(w, c, s, dt, R)", "negloglik"),
+        ("from course_lib import lnp\nf = lnp.fit_rf", "fit_rf"),
+        ("import course_lib.lnp\ncourse_lib.lnp.fit_rf(1)", "fit_rf"),
+        ("from course_lib import lnp as x\ny = x\ny.fit_rf(1)", "fit_rf"),
+        ("from course_lib import lnp\ngetattr(lnp, 'fit_rf')(1)", "fit_rf"),
+        ("from course_lib import lnp\ngetattr(lnp, 'fit_' + 'rf')(1)", "fit_rf"),
+        ("from course_lib import lnp\ngetattr(lnp, f'{\"fit\"}_rf')(1)", "fit_rf"),
+        ("from course_lib import lnp\nvars(lnp)['fit_rf']", "fit_rf"),
+        ("import importlib\nm = importlib.import_module('course_lib.lnp')\nm.negloglik(1)", "negloglik"),
+        ("from importlib import import_module\nimport_module('course_lib.regression').ols(1, 2)", "ols"),
+        ("m = __import__('course_lib.lnp', fromlist=['x'])\nm.fit_rf", "fit_rf"),
+        ("__import__('course_lib').lnp.fit_rf", "fit_rf"),
+        ("import sys, course_lib.lnp\nsys.modules['course_lib.lnp'].negloglik", "negloglik"),
+        ("exec('from course_lib.regression import ols')", "ols"),
+        ("%matplotlib inline\n!ls\nfrom course_lib import regression\nregression.ols(1, 2)", "ols"),
+    ],
+    ids=["import", "import-as", "star", "module-alias", "from-package", "dotted", "reassigned",
+         "getattr", "getattr-concat", "getattr-fstring", "vars", "importlib", "import-module",
+         "dunder-import", "dunder-import-package", "sys-modules", "exec", "magics"],
+)
+def test_every_way_of_reaching_a_forbidden_function_is_found(code, target):
+    found = integrity.analyse([("cell-a", code)], TARGETS)
+    assert sorted(f.target.rpartition(".")[2] for f in found) == target.split(), found
+    assert found[0].cell == "cell-a" and found[0].line >= 1 and not found[0].obfuscated
+
+
+def test_a_computed_name_on_a_course_lib_module_is_flagged_as_obfuscated():
+    found = integrity.analyse([("c", "from course_lib import lnp\nname = input()\ngetattr(lnp, name)(1)")], TARGETS)
+    assert {f.target for f in found} == {"course_lib.lnp.negloglik", "course_lib.lnp.fit_rf"}
+    assert all(f.obfuscated and f.line == 3 for f in found)
+
+
+def test_a_module_bound_in_a_later_cell_is_still_followed():
+    cells = [("a", "def f(c, s):\n    return M.fit_rf(c, s, 0.1, 50)"), ("b", "import course_lib.lnp as M")]
+    assert [(f.cell, f.line) for f in integrity.analyse(cells, TARGETS)] == [("a", 2)]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        # the student's own function, with the library's name, defined and called
+        "from course_lib import checks, lnp\n\ndef negloglik(w, c, s, dt, R):\n    return 0.0, w\n\n"
+        "negloglik(1, 2, 3, 4, 5)\nf = negloglik",
+        # what the exercise gives them: other course_lib helpers
+        "from course_lib import lnp\nw_true = lnp.gaussian_rf(15, width=2.0)\nrec = lnp.load_recorded_neuron()",
+        "from course_lib.mixed import lmer\nfit = lmer('y ~ x + (1 | g)', data)",
+        "import numpy as np\nfrom scipy import optimize\nres = optimize.minimize(negloglik, np.zeros(3), jac=True)",
+        "x = {'fit_rf': 1}\ngetattr(np, 'fit_rf')\nlnp = 3\nlnp.fit_rf",  # not course_lib objects
+        "this is not python (",
+    ],
+    ids=["own-function", "given-helpers", "lmer", "scipy", "other-objects", "syntax-error"],
+)
+def test_own_code_and_the_helpers_an_exercise_gives_are_not_flagged(code):
+    assert integrity.analyse([("c", code)], TARGETS) == []
+
+
+def test_the_instructor_notebooks_declare_their_targets_and_are_not_flagged():
+    for path in sorted((ROOT / "exercises").glob("*.ipynb")):
+        a = Assignment.load(path)
+        plan = a.plan(load(path))
+        targets = [t for names in a.writes.values() for t in names]
+        assert integrity.analyse([(c.cell_id, c.source) for c in plan.cells if c.part is None], targets) == []
+    assert Assignment.load(ROOT / "exercises" / "05-lnp-receptive-fields.ipynb").writes["ex5-negloglik"] == (
+        "course_lib.lnp.negloglik",)
+
+
+def test_only_the_part_that_declares_the_target_gets_0_and_keeps_the_judges_verdict():
+    result = {"status": "graded", "total": 1.5, "parts": [
+        {"part": "a", "status": "passed", "points": 1.0, "max_points": 1.0, "message": "ok", "hint": ""},
+        {"part": "b", "status": "passed", "points": 0.5, "max_points": 0.5, "message": "ok", "hint": ""}]}
+    found = integrity.analyse([("sol-a", "from course_lib.lnp import fit_rf")], TARGETS)
+    out = integrity.apply_findings(result, found, {"a": ("course_lib.lnp.fit_rf",)})
+    assert [(p["status"], p["points"]) for p in out["parts"]] == [("integrity", 0.0), ("passed", 0.5)]
+    assert out["total"] == 0.5 and out["parts"][0]["judged"] == "passed"
+    assert "cell sol-a, line 1: imports course_lib.lnp.fit_rf" in out["parts"][0]["message"]
+    assert result["parts"][0]["points"] == 1.0  # not modified in place
+
+
+# ----------------------------------------------------------------------------------------
+# Written answers: the scores file is validated as a whole before anything is written
+
+
+def _manual_rows() -> list[dict]:
+    def entry(part, maximum, answer):
+        return {"part": part, "max_points": maximum, "points": None, "status": "pending", "answer": answer,
+                "answer_sha256": hashlib.sha256(answer.encode()).hexdigest(), "flag": "", "comment": ""}
+    rows = [{"submission": name, "status": status, "total": 3.0, "max_total": 5.5,
+             "parts": [{"part": "auto", "points": 3.0, "max_points": 3.0, "status": "passed"}],
+             "manual": [entry("deriv", 2.0, f"answer of {name}"), entry("essay", 0.5, "words")]
+             if status == "graded" else []}
+            for name, status in (("alice.ipynb", "graded"), ("bob.ipynb", "graded"), ("eve.ipynb", "invalid"))]
+    return manual.apply_scores(rows, {})
+
+
+def _scores_csv(*lines: str) -> str:
+    return "submission_id,part,max_points,points,comment\n" + "".join(line + "\n" for line in lines)
+
+
+def test_the_template_has_a_row_per_graded_submission_and_question_and_merged_scores_count():
+    rows = _manual_rows()
+    alice, bob = (r["submission_id"] for r in rows[:2])
+    assert alice == manual.submission_id("alice.ipynb") and alice != bob and len(alice) == 11
+    template = list(csv.DictReader(io.StringIO(manual.template_csv(rows))))
+    assert [(t["submission_id"], t["part"], t["points"]) for t in template] == [
+        (alice, "deriv", ""), (alice, "essay", ""), (bob, "deriv", ""), (bob, "essay", "")]
+    scores = manual.read_scores(_scores_csv(f"{alice},deriv,2,1.5,\"good, but the sign\"", f"{bob},essay,0.5,,"),
+                                rows, {"deriv": 2.0, "essay": 0.5}, ["auto"])
+    merged = manual.apply_scores(rows, scores)
+    assert merged[0]["total"] == 4.5 and merged[1]["total"] == 3.0
+    assert merged[0]["manual"][0]["status"] == "graded" and merged[0]["manual"][0]["comment"] == "good, but the sign"
+    assert [m["status"] for m in merged[1]["manual"]] == ["pending", "pending"]
+    lines = grades_csv(merged, ["auto"], ["deriv", "essay"]).splitlines()
+    assert lines[1] == f"alice.ipynb,graded,4.5,5.5,3,1.5,pending,,{alice}"
+    assert lines[3] == f"eve.ipynb,invalid,,5.5,,,,,{manual.submission_id('eve.ipynb')}"
+    # a resubmission that changes the answer drops the score: pending again, with a note
+    changed = [dict(merged[0], manual=[dict(merged[0]["manual"][0], answer_sha256="0" * 64)])]
+    again = manual.apply_scores(changed, scores)[0]["manual"][0]
+    assert again["status"] == "pending" and "changed after it was scored" in again["flag"]
+
+
+@pytest.mark.parametrize(
+    "line,words",
+    [
+        ("{alice},deriv,2,2.5,", "points 2.5 is more than part deriv is worth (2)"),
+        ("{alice},deriv,2,-1,", "must be between 0 and 2"),
+        ("{alice},deriv,2,lots,", "points 'lots' is not a number"),
+        ("{alice},deriv,2,nan,", "must be between 0 and 2"),
+        ("s0000000000,deriv,2,1,", "unknown submission id 's0000000000'"),
+        ("{alice},essay-2,1,1,", "unknown part 'essay-2'"),
+        ("{alice},auto,3,3,", "part 'auto' is autograded; its points cannot be changed"),
+        ("{eve},deriv,2,1,", "(invalid) was not graded"),
+        ("{alice},deriv,5,1,", "max_points is '5' but part deriv is worth 2 points"),
+        ("{alice},deriv,2,1,ok,extra", "more fields than columns"),
+        ("{alice},deriv,2,1,\n{alice},deriv,2,2,", "line 3: duplicate row for submission {alice} and part deriv (first on line 2)"),
+    ],
+    ids=["above-points", "negative", "not-a-number", "nan", "unknown-id", "unknown-part", "autograded",
+         "not-graded", "max-points-changed", "extra-field", "duplicate"],
+)
+def test_a_bad_scores_file_is_rejected_with_the_line_and_the_reason(line, words):
+    rows = _manual_rows()
+    ids = {"alice": rows[0]["submission_id"], "eve": rows[2]["submission_id"]}
+    with pytest.raises(manual.ManualError, match="nothing was changed") as err:
+        manual.read_scores(_scores_csv(*line.format(**ids).split("\n"), f"{ids['alice']},essay,0.5,0.5,"),
+                           rows, {"deriv": 2.0, "essay": 0.5}, ["auto"])
+    assert words.format(**ids) in str(err.value), str(err.value)
+    assert "manual.csv, line " in str(err.value)
+
+
+def test_a_scores_file_with_a_missing_column_is_rejected():
+    with pytest.raises(manual.ManualError, match="missing column"):
+        manual.read_scores("submission_id,part,score\nx,deriv,1\n", _manual_rows(), {"deriv": 2.0}, [])
+
+
+# ----------------------------------------------------------------------------------------
+# Exercise 5 through the command line: integrity cases, written answers, the merge
+
+
+@pytest.fixture(scope="module")
+def ex5(tmp_path_factory):
+    if not SANDBOXED:
+        pytest.skip("needs root and bubblewrap (apt-get install bubblewrap), as in CI")
+    base = tmp_path_factory.mktemp("ex5")
+    folder, out = base / "submissions", base / "out"
+    expect = corpus.build_ex5(folder)
+    graded = grade(str(corpus.EX5), str(folder), "--out", str(out), "--jobs", "2",
+                   "--cell-timeout", "60", "--timeout", "240")
+    return SimpleNamespace(expect=expect, folder=folder, out=out, graded=graded, base=base,
+                           results={r["submission"]: r for r in json.loads((out / "results.json").read_text())["submissions"]})
+
+
+@needs_sandbox
+def test_a_part_that_uses_the_library_function_it_asks_for_gets_0_and_the_rest_is_graded(ex5):
+    assert ex5.graded.returncode == 0, ex5.graded.stderr[-3000:]
+    rows = _rows(ex5.out)
+    for name, want in ex5.expect.items():
+        row, result = rows[name], ex5.results[name]
+        assert row["status"] == "graded" and row["max_total"] == "10", row
+        assert {p: float(row[p]) for p in corpus.EX5_FULL} == want["points"], (name, row)
+        assert float(row["total"]) == sum(want["points"].values())  # written answers pending
+        assert all(row[p] == "pending" for p in corpus.EX5_MANUAL)
+        flagged = [p for p in result["parts"] if p["status"] == "integrity"]
+        if want["integrity"] is None:
+            assert flagged == [] and row["integrity"] == "" and result["integrity"] == []
+            continue
+        part, target = want["integrity"]
+        assert row["integrity"] == part and [p["part"] for p in flagged] == [part]
+        assert flagged[0]["judged"] == "passed", "the cheat must work, or the test proves nothing"
+        assert f"uses {target} from the course's library" in flagged[0]["message"]
+        feedback = (ex5.out / "feedback" / f"{name}.md").read_text()
+        assert f"| {part} | 0 / " in feedback and "0 points for integrity" in feedback
+        assert f"0 for integrity on {part}" in ex5.graded.stdout
+
+
+@needs_sandbox
+def test_written_answers_are_collected_per_question_anonymously_with_a_template(ex5):
+    rows = _rows(ex5.out)
+    ids = {name: rows[name]["submission_id"] for name in ex5.expect}
+    template = list(csv.DictReader(io.StringIO((ex5.out / "manual.csv").read_text())))
+    assert sorted((t["submission_id"], t["part"]) for t in template) == sorted(
+        (sid, part) for sid in ids.values() for part in corpus.EX5_MANUAL)
+    assert all(t["points"] == "" for t in template)
+    flags = {(t["submission_id"], t["part"]): t["flag"] for t in template}
+    assert flags[(ids["integrity-alias.ipynb"], "ex5-alpha-answer")].startswith("missing")
+    assert flags[(ids["integrity-getattr.ipynb"], "ex5-alpha-answer")].startswith("unchanged")
+    for part in corpus.EX5_MANUAL:
+        page = (ex5.out / "manual" / f"{part}.html").read_text()
+        assert all(f'<section id="{sid}">' in page for sid in ids.values())
+        assert not any(name.removesuffix(".ipynb") in page for name in ex5.expect), "a name in the review"
+        assert "<script>alert" not in page and "<img src=x" not in page
+    derivation = (ex5.out / "manual" / "ex5-derivation.html").read_text()
+    assert "&lt;script&gt;alert(&#x27;grade me 100&#x27;)&lt;/script&gt;" in derivation
+    assert "Model answer" in derivation and "The bins are independent given the stimulus" in derivation
+
+
+@needs_sandbox
+def test_merging_scores_adds_them_to_the_grades_and_a_bad_file_changes_nothing(ex5):
+    out = ex5.out
+    rows = _rows(out)
+    sid = {name: rows[name]["submission_id"] for name in ex5.expect}
+    ok = ex5.base / "scores.csv"
+    lines = [f"{s},ex5-derivation,2,1.5,\"sign of the gradient, see the model answer\"" for s in sid.values()]
+    lines += [f"{sid['ex5-correct.ipynb']},ex5-alpha-answer,0.5,0.5,"]
+    ok.write_text("submission_id,part,max_points,points,comment\n" + "\n".join(lines) + "\n")
+    bad_lines = {
+        "above": f"{sid['ex5-correct.ipynb']},ex5-derivation,2,2.5,",
+        "unknown-id": "s0123456789,ex5-derivation,2,1,",
+        "duplicate": lines[0] + "\n" + lines[0],
+        "autograded": f"{sid['ex5-correct.ipynb']},ex5-fit,1,1,",
+    }
+    before = {p: p.read_bytes() for p in [out / "grades.csv", out / "results.json", *(out / "feedback").iterdir()]}
+    for case, line in bad_lines.items():
+        bad = ex5.base / f"{case}.csv"
+        bad.write_text("submission_id,part,max_points,points,comment\n" + line + "\n")
+        proc = grade("--manual", str(bad), "--out", str(out))
+        assert proc.returncode == 2 and "nothing was changed" in proc.stderr, (case, proc.stderr)
+        assert f"{case}.csv, line " in proc.stderr
+        assert {p: p.read_bytes() for p in before} == before, f"{case}: a bad file changed the grades"
+        assert not (out / "manual.json").exists()
+    merged = grade(str(corpus.EX5), str(ex5.folder), "--out", str(out), "--manual", str(ok))
+    assert merged.returncode == 0 and "6 answers scored, 4 pending" in merged.stdout, merged.stderr
+    after = _rows(out)
+    for name, want in ex5.expect.items():
+        extra = 2.0 if name == "ex5-correct.ipynb" else 1.5
+        assert float(after[name]["total"]) == sum(want["points"].values()) + extra
+        assert {p: after[name][p] for p in corpus.EX5_FULL} == {p: rows[name][p] for p in corpus.EX5_FULL}
+    assert after["ex5-correct.ipynb"]["ex5-derivation"] == "1.5" and after["ex5-correct.ipynb"]["total"] == "9.5"
+    assert after["integrity-alias.ipynb"]["ex5-alpha-answer"] == "pending"
+    feedback = (out / "feedback" / "ex5-correct.ipynb.md").read_text()
+    assert "**9.5 / 10**" in feedback and "sign of the gradient, see the model answer" in feedback
+    assert "| ex5-derivation | 1.5 / 2 | ✎ graded by hand |" in feedback
+    # grading again (all from the cache) keeps the merged scores
+    merged_csv = (out / "grades.csv").read_bytes()
+    again = grade(str(corpus.EX5), str(ex5.folder), "--out", str(out), "--jobs", "2",
+                  "--cell-timeout", "60", "--timeout", "240")
+    assert again.returncode == 0 and (out / "grades.csv").read_bytes() == merged_csv

@@ -1,6 +1,9 @@
 """course_lib.release and the exercise format: student copies are generated, never drift,
-raise in their stubs, and a wrong solution makes its check fail with a hint."""
+raise in their stubs, and a wrong solution makes its check fail with a hint; the student
+tree holds no solution and no check reference."""
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -11,7 +14,7 @@ import pytest
 from nbclient import NotebookClient
 
 from course_lib import checks
-from course_lib.release import make_student_notebook, points_table, release, strip_solutions
+from course_lib.release import make_student_notebook, points_table, release, strip_solutions, student_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTRUCTOR = sorted((ROOT / "exercises").glob("*.ipynb"))
@@ -177,3 +180,156 @@ def test_release_cli_reports_points_and_detects_drift(tmp_path):
         cwd=ROOT, capture_output=True, text=True,
     )
     assert stale.returncode == 1 and "STALE" in stale.stdout
+
+
+# ----------------------------------------------------------------------------------------
+# The student tree: what a class's public repository may hold
+
+
+PUBLIC_FOLDERS = ("chapters/", "_ext/")
+REGION = re.compile(r"### BEGIN SOLUTION\n(.*?)\n\s*### END SOLUTION", re.S)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("published") / "course"
+    proc = subprocess.run(
+        [sys.executable, "-m", "course_lib.release", "--student-tree", str(dest),
+         "--repository", "some-university/rf-course-2026"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return dest
+
+
+def tree_files(tree: Path) -> dict[str, str]:
+    return {p.relative_to(tree).as_posix(): p.read_text(encoding="utf-8", errors="replace")
+            for p in tree.rglob("*") if p.is_file()}
+
+
+def verbatim_public(tree: Path, rel: str) -> bool:
+    """A chapter or a course_lib topic module copied unchanged: the course's public teaching
+    material, which the tree publishes by design (chapter 5 teaches the SVD it asks for)."""
+    src = ROOT / rel
+    public = rel.startswith(PUBLIC_FOLDERS) or (
+        rel.startswith("course_lib/") and not rel.startswith(("course_lib/checks/", "course_lib/grading/")))
+    return public and src.is_file() and src.read_bytes() == (tree / rel).read_bytes()
+
+
+def solution_lines() -> set[str]:
+    """Every line of every solution region that appears nowhere else in the notebooks."""
+    notebooks = [nbformat.read(p, as_version=4) for p in INSTRUCTOR]
+    public = {line.strip() for nb in notebooks for c in nb.cells for line in REGION.sub("", c.source).splitlines()}
+    return {line.strip() for nb in notebooks for c in nb.cells for m in REGION.finditer(c.source)
+            for line in m.group(1).splitlines() if len(line.strip()) >= 8 and line.strip() not in public}
+
+
+def test_student_tree_holds_the_book_the_student_notebooks_and_the_package_only(tree):
+    files = tree_files(tree)
+    for rel in ("_config.yml", "_toc.yml", "intro.md", "exercises.md", "README.md", "references.bib",
+                "requirements.txt", "runtime.txt", "postBuild", "pyproject.toml",
+                "course_lib/__init__.py", "course_lib/lnp.py", "course_lib/checks/__init__.py",
+                "course_lib/data/sleepstudy.csv", "_ext/course_site.py"):
+        assert rel in files, f"{rel} is missing from the tree"
+    assert sorted(p for p in files if p.startswith("chapters/")) == sorted(
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "chapters").iterdir() if p.is_file())
+    for path in INSTRUCTOR:  # the student copies, as committed (which a test keeps up to date)
+        assert files[f"exercises/{path.name}"] == (STUDENT_DIR / path.name).read_text(encoding="utf-8")
+    assert not [p for p in files if p.endswith(".ipynb") and not p.startswith("exercises/")]
+    for absent in ("tests/", "benchmarks/", "scripts/", ".ci/", "instructors.md", "CONTRIBUTING.md",
+                   "course_lib/grading/", "course_lib/release.py", "course_lib/checks/core.py",
+                   "course_lib/checks/ex0", "exercises/student/"):
+        assert not [p for p in files if p.startswith(absent)], f"{absent} is in the student tree"
+    # the book still links up: every page of its table of contents is there, none is the instructors'
+    pages = re.findall(r"^(?:root|\s*- file):\s*(\S+)\s*$", files["_toc.yml"], flags=re.M)
+    assert "instructors" not in pages and all(f"{page}.md" in files for page in pages)
+    # the chapters' imports of course_lib are all in the tree
+    for rel, text in files.items():
+        if rel.startswith("chapters/"):
+            for module in re.findall(r"course_lib\.(\w+)", text):
+                assert f"course_lib/{module}.py" in files, f"{rel} uses course_lib.{module}"
+    # the links point at the published repository and at exercises/, not at the instructors' one
+    assert "exercises/student/" not in files["exercises.md"]
+    assert "https://mybinder.org/v2/gh/some-university/rf-course-2026/main?urlpath=lab/tree/exercises/05-" \
+        in files["exercises.md"]
+    assert "mixed-models-neuro/course" not in files["exercises.md"] + files["_config.yml"]
+    assert "course-grade" not in files["pyproject.toml"] and "[project]" in files["pyproject.toml"]
+
+
+def test_no_solution_region_survives_in_the_student_tree(tree):
+    files = tree_files(tree)
+    leaked = []
+    secret = solution_lines()
+    assert len(secret) > 100  # the test has teeth: every exercise's solutions are in it
+    for rel, text in files.items():
+        assert "### BEGIN SOLUTION" not in text and "### END SOLUTION" not in text, rel
+        if verbatim_public(tree, rel):
+            continue  # a chapter may show a method an exercise then asks for
+        leaked += [f"{rel}: {line!r}" for line in secret if line in text]
+    assert not leaked, "solution lines in the student tree:\n" + "\n".join(leaked)
+    for path in INSTRUCTOR:  # and no copy of an instructor notebook under any name
+        data = path.read_bytes()
+        assert not [p for p in tree.rglob("*") if p.is_file() and p.read_bytes() == data]
+
+
+def test_no_check_reference_survives_in_the_student_tree(tree):
+    """The check modules compute the reference answers (``_days_to_slow``: ``ms / beta[1]``)
+    and recognise the mistakes: none of their code is in the tree."""
+    files = tree_files(tree)
+    public = "\n".join(text for rel, text in files.items() if verbatim_public(tree, rel))
+    reference_lines = {
+        line.strip() for path in (ROOT / "course_lib" / "checks").glob("*.py") if path.name != "__init__.py"
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if len(line.strip()) >= 30 and line.strip() not in public
+    }
+    assert len(reference_lines) > 500
+    for rel, text in files.items():
+        found = [line for line in reference_lines if line in text]
+        assert not found, f"{rel} holds check code: {found[:3]}"
+    assert [p for p in files if p.startswith("course_lib/checks/")] == ["course_lib/checks/__init__.py"]
+    assert not re.search(r"def (judge|collect)|import statsmodels|\bsm\.", files["course_lib/checks/__init__.py"])
+
+
+def test_student_tree_check_cells_run_and_say_whether_each_answer_is_written(tree):
+    """In the tree, with the tree's course_lib first on the path: every check cell of every
+    student notebook runs, reports the stub, and reports a written answer once solved."""
+    script = f"""
+import json, course_lib, course_lib.checks as checks
+from course_lib import datasets, lnp, lfp, mixed, pooling, regression
+assert course_lib.__file__.startswith({str(tree)!r}), course_lib.__file__
+out = {{}}
+for name in {[p.name for p in INSTRUCTOR]!r}:
+    for which, folder in (("student", "exercises"), ("solved", {str(ROOT / "exercises")!r})):
+        nb = json.load(open(f"{{folder}}/{{name}}"))
+        ns = {{"checks": checks}}
+        for cell in nb["cells"]:
+            role = cell["metadata"].get("course", {{}}).get("role")
+            if role == "solution":
+                exec("".join(cell["source"]), ns)
+            elif role == "check":
+                out[f"{{which}} {{cell['metadata']['course']['part']}}"] = str(checks.run(
+                    cell["metadata"]["course"]["part"],
+                    *[ns[n] for n in checks.PARTS[cell["metadata"]["course"]["part"]]["names"]]))
+print(json.dumps(out))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tree, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(tree)}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    verdicts = json.loads(proc.stdout.splitlines()[-1])
+    parts = [part for path in INSTRUCTOR for part, _ in points_table(nbformat.read(path, as_version=4))]
+    assert len(verdicts) == 2 * len(parts)
+    for part in parts:
+        assert "still raises NotImplementedError" in verdicts[f"student {part}"], verdicts[f"student {part}"]
+        assert verdicts[f"solved {part}"].startswith(f"✎ {part}  ?/"), verdicts[f"solved {part}"]
+
+
+def test_student_tree_refuses_a_folder_in_use(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is not an empty folder"):
+        student_tree(ROOT, tmp_path / "x")
+    with pytest.raises(ValueError, match="inside the course"):
+        student_tree(ROOT, ROOT / "published")
+    with pytest.raises(ValueError, match="OWNER/NAME"):
+        student_tree(ROOT, tmp_path / "y", repository="https://github.com/a/b")
+    assert (tmp_path / "x" / "keep.txt").read_text() == "mine" and not (tmp_path / "y").exists()

@@ -16,7 +16,15 @@ The exit status is 0 when the batch completed, whatever the outcome of each subm
 ``--out`` receives ``grades.csv`` (one row per submission: ``submission``, ``status``,
 ``total``, ``max_total``, then one column per part), ``feedback/<name>.md`` per student,
 ``results.json`` (everything, with each part's verdict), ``grading.log``, and
-``.cache/``, the per-submission results a rerun resumes from.
+``.cache/``, the per-submission results a rerun resumes from. ``grades.csv`` ends with
+``integrity`` (the parts that got 0 for using the library's implementation) and
+``submission_id`` (the anonymous id of the written-answer review).
+
+Written answers (:mod:`~course_lib.grading.manual`): for an exercise with ``role: manual``
+cells, ``--out`` also receives ``manual/<part>.html`` (every answer to one question, by
+anonymous id) and the template ``manual.csv``; ``course-grade --manual manual.csv --out DIR``
+validates the instructor's scores and merges them into the outputs without running any
+notebook.
 
 Design
 ------
@@ -46,6 +54,11 @@ For each submission (:mod:`~course_lib.grading.batch`):
    attributes outputs to the request that produced them) is passed to the check's
    ``judge``, which redraws the inputs, computes the reference with numpy/statsmodels, and
    compares. Judge failures are caught and reported as errors of that part.
+5. **Review**, also in the grader's process and from the submitted code, never the
+   kernel: a part whose notebook imports or uses the ``course_lib`` function it asks the
+   student to write (``metadata.course.writes``) gets 0, status ``integrity``
+   (:mod:`~course_lib.grading.integrity`); the answers graded by hand are collected
+   (:mod:`~course_lib.grading.manual`).
 
 Statuses: ``graded`` (the notebook ran to the end), ``timeout`` (a cell, or the whole
 notebook, ran too long), ``crashed`` (the kernel died: ``os._exit``, a segfault, a fork
@@ -69,7 +82,9 @@ data. What we guarantee:
   unpatched code on inputs the judge redraws. The kernel only supplies *data* (the
   student's outputs). Forged data for a part are, at worst, outputs the student could
   have produced with honest code for that same part (calling statsmodels directly instead
-  of solving the exercise is an academic-integrity question, issue #8, not a sandbox one).
+  of solving the exercise is an academic-integrity question, not a sandbox one; calling
+  ``course_lib``'s own implementation of the part is caught by the static integrity
+  analysis, which runs in the grader on the submitted code).
   A result object whose ``==`` is always true never leaves the kernel: ``collect`` turns
   results into lists of floats.
 * **Data cannot cross parts.** The part a record belongs to is the grader's knowledge

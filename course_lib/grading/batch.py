@@ -31,6 +31,7 @@ from course_lib.grading.notebook import (
     RunPlan,
     read_submission,
 )
+from course_lib.grading.manual import apply_scores, load_scores, review, write_review
 from course_lib.grading.report import (
     atomic_write,
     feedback_markdown,
@@ -233,22 +234,38 @@ class Grader:
         }
 
     def _grade(self, sub: Submission, slot: int) -> dict:
+        prepared = self.prepare(sub)
+        if isinstance(prepared, dict):
+            return prepared
+        sha, plan = prepared
+        outcome = self.run(plan, slot)
+        return self._judge(sub, sha, plan, outcome)
+
+    def prepare(self, sub: Submission) -> dict | tuple[str, RunPlan]:
+        """Read, validate and plan one submission, in the grader's process.
+
+        Returns
+        -------
+        dict or (str, RunPlan)
+            The ``invalid`` result of a file that cannot be graded, or the SHA-256 of its
+            bytes and its run plan (what :meth:`run` needs, here or on a Dask worker).
+        """
         try:
             data = read_bytes(sub.path)
         except InvalidSubmission as err:
             return self._result(sub, content_hash(sub.path), "invalid", str(err))
         sha = hashlib.sha256(data).hexdigest()
         try:
-            plan = self.assignment.plan(read_submission(data))
+            return sha, self.assignment.plan(read_submission(data))
         except InvalidSubmission as err:
             return self._result(sub, sha, "invalid", str(err))
-        outcome = self.run(plan, slot)
-        return self._judge(sub, sha, plan, outcome)
 
     # -- the sandboxed run ---------------------------------------------------------------
 
-    def run(self, plan: RunPlan, slot: int) -> Outcome:
-        """Run a plan in a fresh sandbox and collect its events (see the runner's protocol)."""
+    def run(self, plan: RunPlan | str, slot: int) -> Outcome:
+        """Run a plan (or its notebook JSON, as a Dask worker receives it) in a fresh
+        sandbox and collect its events (see the runner's protocol)."""
+        notebook = plan if isinstance(plan, str) else plan.notebook_json()
         uid = self.uid_base + slot if self.sandbox.uses_uids() else None
         scratch = self.work / f"job-{slot}-{next(self._counter)}"
         self.sandbox.prepare_scratch(scratch, uid, self.fontlist)
@@ -268,7 +285,7 @@ class Grader:
                 self._kill(proc)
             self.watch.watch(uid, self.limits, breach)
         threads = [
-            threading.Thread(target=_feed, args=(proc.stdin, plan.notebook_json().encode()), daemon=True),
+            threading.Thread(target=_feed, args=(proc.stdin, notebook.encode()), daemon=True),
             threading.Thread(target=_read_events, args=(proc.stdout, events), daemon=True),
             threading.Thread(target=_read_tail, args=(proc.stderr, stderr_tail), daemon=True),
         ]
@@ -367,7 +384,7 @@ class Grader:
         result = self._result(sub, sha, status, reason, parts, cell_errors)
         if isinstance(end.get("seconds"), (int, float)) and end.get("reason") in ("timeout", "dead"):
             result["stopped_after"] = end["seconds"]  # seconds into the cell that stopped the run
-        return result
+        return review(result, self.assignment, plan)  # integrity verdicts, written answers
 
 
 def judge_part(p: Part, ev: dict | None, not_run: str = "not run") -> dict:
@@ -504,6 +521,7 @@ def grade_batch(
     sandbox: Sandbox,
     jobs: int,
     progress: bool | None = None,
+    cluster=None,
 ) -> list[dict]:
     """Grade every submission (reusing cached results) and write the outputs.
 
@@ -518,6 +536,9 @@ def grade_batch(
     jobs : int
     progress : bool or None
         Show a progress bar; None shows it on a terminal only.
+    cluster : course_lib.grading.distributed.DaskCluster or None
+        Run the submissions on this Dask cluster instead of in a local pool of ``jobs``
+        threads; planning, judging, the cache and every output file stay in this process.
 
     Returns
     -------
@@ -552,7 +573,9 @@ def grade_batch(
         "sandbox": sandbox.describe(),
         "limits": asdict(sandbox.limits),
         "grader": code[:16],
+        "manual": [{"part": m.part, "points": m.points} for m in assignment.manual],
     }
+    scores = load_scores(out)  # written-answer scores merged earlier (course-grade --manual)
 
     def pending(k: int) -> dict:
         return {"submission": submissions[k].name, "sha256": None, "status": "pending",
@@ -560,14 +583,15 @@ def grade_batch(
                 "parts": [], "cell_errors": []}
 
     def write_summary() -> None:
-        rows = [results.get(k) or pending(k) for k in range(len(submissions))]
-        atomic_write(out / "grades.csv", grades_csv(rows, [p.part for p in assignment.parts]))
+        rows = apply_scores([results.get(k) or pending(k) for k in range(len(submissions))], scores)
+        atomic_write(out / "grades.csv", grades_csv(rows, [p.part for p in assignment.parts],
+                                                    [m.part for m in assignment.manual]))
         atomic_write(out / "results.json", results_json(
             [{k2: v for k2, v in r.items() if k2 != "cached"} for r in rows], header))
 
     def write_feedback(k: int) -> None:
         atomic_write(out / "feedback" / names[submissions[k].name],
-                     feedback_markdown(results[k], assignment.path.name))
+                     feedback_markdown(apply_scores([results[k]], scores)[0], assignment.path.name))
 
     for k in results:
         write_feedback(k)
@@ -582,12 +606,12 @@ def grade_batch(
     last_write = time.monotonic()
     bar = tqdm(total=len(submissions), initial=len(results), unit="nb", desc="grading",
                disable=None if progress is None else not progress, file=sys.stderr)
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="grade")
+    if cluster is None:
+        stream = _grade_locally(grader, submissions, todo, jobs)
+    else:
+        stream = cluster.grade(grader, submissions, todo)
     try:
-        futures = {pool.submit(grader.grade, submissions[k]): k for k in todo}
-        for future in as_completed(futures):
-            k = futures[future]
-            result = future.result()
+        for k, result in stream:
             results[k] = result
             sha = result.get("sha256")
             if sha and result["status"] != "error":  # grader trouble is retried on a rerun
@@ -603,17 +627,31 @@ def grade_batch(
                 write_summary()
                 last_write = time.monotonic()
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        stream.close()  # cancels what is still queued and kills the runs still going
         grader.close()
         write_summary()
         raise
     finally:
         bar.close()
-    pool.shutdown()
     grader.close()
     shutil.rmtree(out / ".work", ignore_errors=True)
     write_summary()
     return [results[k] for k in range(len(submissions))]
+
+
+def _grade_locally(grader: Grader, submissions: list[Submission], todo: list[int], jobs: int):
+    """Grade ``submissions[k]`` for each ``k`` in ``todo`` in a pool of ``jobs`` threads;
+    yields ``(k, result)`` as each one finishes."""
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="grade")
+    try:
+        futures = {pool.submit(grader.grade, submissions[k]): k for k in todo}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    except BaseException:  # GeneratorExit too: the batch was interrupted
+        pool.shutdown(wait=False, cancel_futures=True)
+        grader.close()
+        raise
+    pool.shutdown()
 
 
 # ----------------------------------------------------------------------------------------
@@ -626,7 +664,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Grade a batch of student notebooks of one exercise, each in a fresh "
                     "sandboxed kernel, judging every check outside the sandbox.",
         epilog="Exit status 0 means the batch completed, whatever each submission's outcome; "
-               "see DIR/grades.csv.",
+               "see DIR/grades.csv. 'course-grade export DIR --format canvas|gradescope|csv "
+               "--roster roster.csv' writes a grade file for a learning platform.",
     )
     parser.add_argument("assignment", type=Path, help="the instructor notebook, e.g. exercises/01-regression.ipynb")
     parser.add_argument("submissions", type=Path, nargs="+", help="student notebooks, or folders of them")
@@ -642,13 +681,37 @@ def _parser() -> argparse.ArgumentParser:
                         help="auto: bubblewrap when root and installed, else weak (with a warning)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="show a progress bar (default: on a terminal)")
+    parser.add_argument("--manual", metavar="FILE",
+                        help="merge the scores of the written answers (DIR/manual.csv, filled in) "
+                             "into the results in --out DIR; no notebook is run, and the "
+                             "assignment and submissions may be left out")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the notebooks on a Dask cluster: local:N starts N worker "
+                             "processes here, tcp://host:8786 reaches a running scheduler "
+                             "(--jobs is then ignored; see the 'For instructors' page)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``course-grade`` and ``python -m course_lib.grading``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["export"]:  # course-grade export DIR --format ... (an LMS grade file)
+        from course_lib.grading.export import main as export_main
+
+        return export_main(argv[1:])
+    if any(a == "--manual" or a.startswith("--manual=") for a in argv):  # merge written-answer scores
+        from course_lib.grading.manual import main as manual_main
+
+        return manual_main(argv)
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.scheduler is not None:
+        from course_lib.grading.distributed import parse_scheduler
+
+        try:
+            parse_scheduler(args.scheduler)
+        except ValueError as err:
+            parser.error(str(err))
     if args.jobs < 1 or args.jobs > 64:
         parser.error(f"--jobs must be between 1 and 64, got {args.jobs}")
     if args.cell_timeout <= 0 or args.timeout <= 0:
@@ -666,12 +729,21 @@ def main(argv: list[str] | None = None) -> int:
     subs_abs = [Submission(s.path.absolute(), s.name) for s in submissions]
     if any(not s.path.is_symlink() and s.path.resolve() == assignment.path.resolve() for s in subs_abs):
         parser.error(f"the assignment {assignment.path} is also listed as a submission")
+    cluster = None  # a Dask cluster (--scheduler), whose workers decide the sandbox kind
     try:
         assignment.check_registry()
-        kind, warning = choose(args.sandbox)
+        if args.scheduler is not None:
+            from course_lib.grading.distributed import connect
+
+            cluster = connect(args.scheduler)
+            kind, warning = cluster.choose_sandbox(args.sandbox)
+        else:
+            kind, warning = choose(args.sandbox)
         limits = Limits(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory)
         sandbox = Sandbox(kind, limits, protect=[assignment.path, out, *args.submissions])
     except (AssignmentError, SandboxError) as err:
+        if cluster is not None:
+            cluster.close()
         parser.error(str(err))
 
     out.mkdir(parents=True, exist_ok=True)
@@ -683,13 +755,15 @@ def main(argv: list[str] | None = None) -> int:
     log.addHandler(console)
     log.setLevel(logging.INFO)
     try:
-        log.info("course-grade: %s, %d submissions, %d jobs; sandbox %s",
-                 assignment.path, len(subs_abs), args.jobs, sandbox.describe())
+        log.info("course-grade: %s, %d submissions, %s; sandbox %s",
+                 assignment.path, len(subs_abs),
+                 f"{args.jobs} jobs" if cluster is None else cluster.describe(), sandbox.describe())
         if warning:
             log.warning(warning)
         start = time.monotonic()
         try:
-            results = grade_batch(assignment, subs_abs, out, sandbox, args.jobs, args.progress)
+            results = grade_batch(assignment, subs_abs, out, sandbox, args.jobs, args.progress,
+                                  cluster=cluster)
         except KeyboardInterrupt:
             log.warning("interrupted: results graded so far are kept; run the same command to resume")
             return 130
@@ -703,9 +777,19 @@ def main(argv: list[str] | None = None) -> int:
             if r["status"] != "graded":
                 print(f"  {r['submission']}: {r['status']}: {r['reason']}")
         print(f"grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}")
+        for r in results:
+            flagged = [p["part"] for p in r.get("parts", []) if p.get("status") == "integrity"]
+            if flagged:
+                print(f"  {r['submission']}: 0 for integrity on {', '.join(flagged)} (see its feedback)")
+        if assignment.manual:
+            write_review(out, results, assignment)
+            print(f"written answers: review {out / 'manual'}/<part>.html, score them in "
+                  f"{out / 'manual.csv'}, then: course-grade --manual {out / 'manual.csv'} --out {out}")
         log.info("done: %s", summary)
         return 0
     finally:
+        if cluster is not None:
+            cluster.close()
         log.removeHandler(handler)
         log.removeHandler(console)
         handler.close()

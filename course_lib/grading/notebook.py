@@ -55,6 +55,34 @@ class Part:
 
 
 @dataclass(frozen=True)
+class ManualPart:
+    """A part graded by hand (a derivation, a written answer): ``role: manual``.
+
+    Attributes
+    ----------
+    part : str
+        The part id (``"ex5-derivation"``).
+    points : float
+        Points for the part, from the cell's ``metadata.course.points``.
+    cell_id : str
+        Id of the answer cell; the student's answer is the source of their cell with it.
+    cell_type : str
+        ``markdown`` or ``code``.
+    question : str
+        The source of the cell before the answer cell (the task), for the reviewer.
+    model_answer : str
+        The instructor's answer (the cell's solution region), for the reviewer.
+    """
+
+    part: str
+    points: float
+    cell_id: str
+    cell_type: str
+    question: str = ""
+    model_answer: str = ""
+
+
+@dataclass(frozen=True)
 class Assignment:
     """An instructor notebook, as far as grading needs it.
 
@@ -67,16 +95,25 @@ class Assignment:
         Ids of all cells, in order.
     parts : tuple of Part
         The graded parts in notebook order.
+    manual : tuple of ManualPart
+        The parts graded by hand, in notebook order.
+    writes : dict of str to tuple of str
+        For each part, the ``course_lib`` functions it asks the student to write
+        (``metadata.course.writes`` of its cells): using them gives 0 for the part
+        (:mod:`~course_lib.grading.integrity`).
     """
 
     path: Path
     sha256: str
     cell_ids: tuple[str, ...]
     parts: tuple[Part, ...]
+    manual: tuple[ManualPart, ...] = ()
+    writes: dict = field(default_factory=dict)
 
     @property
     def max_total(self) -> float:
-        return float(sum(p.points for p in self.parts))
+        """Points of every part, autograded and graded by hand."""
+        return float(sum(p.points for p in self.parts) + sum(m.points for m in self.manual))
 
     @classmethod
     def load(cls, path: Path) -> Assignment:
@@ -103,7 +140,7 @@ class Assignment:
         ids = tuple(str(c.get("id", "")) for c in cells)
         if "" in ids or len(set(ids)) != len(ids):
             raise AssignmentError(f"{path}: every cell needs a unique id (nbformat 4.5)")
-        parts, solutions = [], []
+        parts, solutions, manual, writes = [], [], [], {}
         for position, cell in enumerate(cells):
             course = cell.get("metadata", {}).get("course", {})
             role = course.get("role")
@@ -111,6 +148,11 @@ class Assignment:
                 solutions.append(_source(cell))
             elif role == "check":
                 parts.append(_check_part(path, cell, course, position))
+            elif role == "manual":
+                question = _source(cells[position - 1]) if position else ""
+                manual.append(_manual_part(path, cell, course, question))
+            if "writes" in course:
+                writes.setdefault(course.get("part"), set()).update(_writes(path, cell, course))
         if not parts:
             raise AssignmentError(
                 f"{path} is not an instructor notebook: it has no check cells "
@@ -123,7 +165,16 @@ class Assignment:
             )
         if len({p.part for p in parts}) != len(parts):
             raise AssignmentError(f"{path}: a part has more than one check cell")
-        return cls(path, hashlib.sha256(data).hexdigest(), ids, tuple(parts))
+        names = [p.part for p in parts] + [m.part for m in manual]
+        if len(set(names)) != len(names):
+            raise AssignmentError(f"{path}: a part has more than one manual cell, or is both "
+                                  f"autograded and graded by hand: {sorted(names)}")
+        unknown = set(writes) - {p.part for p in parts}
+        if unknown:
+            raise AssignmentError(f"{path}: metadata.course.writes is on cells of parts without a "
+                                  f"check cell: {sorted(map(str, unknown))}")
+        return cls(path, hashlib.sha256(data).hexdigest(), ids, tuple(parts), tuple(manual),
+                   {part: tuple(sorted(w)) for part, w in writes.items()})
 
     def check_registry(self) -> None:
         """Cross-check each part's points with the check registry.
@@ -200,7 +251,12 @@ class Assignment:
                 cells.append(RunCell(p.check_id, _restored_source(p), part=p.part))
             if k < len(kept) and kept[k][1] == "code" and kept[k][2].strip():
                 cells.append(RunCell(kept[k][0], kept[k][2]))
-        return RunPlan(cells)
+        wanted = {m.cell_id for m in self.manual}
+        answers: dict[str, list[str]] = {}
+        for cid, _, source, _ in kept:
+            if cid in wanted:
+                answers.setdefault(cid, []).append(source)
+        return RunPlan(cells, answers)
 
 
 @dataclass(frozen=True)
@@ -214,9 +270,14 @@ class RunCell:
 
 @dataclass
 class RunPlan:
-    """The cells to run for one submission, in order."""
+    """The cells to run for one submission, in order, and its answers graded by hand.
+
+    ``answers`` maps the id of each manual cell of the assignment to the sources of the
+    submission's cells with that id (in order; absent if the student has none).
+    """
 
     cells: list[RunCell] = field(default_factory=list)
+    answers: dict[str, list[str]] = field(default_factory=dict)
 
     def notebook_json(self) -> str:
         """The run notebook as nbformat 4 JSON (what the sandboxed runner reads)."""
@@ -276,6 +337,33 @@ def _check_part(path: Path, cell: dict, course: dict, position: int) -> Part:
         )
     names = tuple(a.id for a in call.args[1:])
     return Part(part, points, cid, names, position)
+
+
+def _manual_part(path: Path, cell: dict, course: dict, question: str) -> ManualPart:
+    part, cid = course.get("part"), cell.get("id")
+    try:
+        points = float(course["points"])
+    except (KeyError, TypeError, ValueError):
+        raise AssignmentError(f"{path}: manual cell {cid!r} has no numeric metadata.course.points") from None
+    if not isinstance(part, str) or not part or points <= 0:
+        raise AssignmentError(f"{path}: manual cell {cid!r} needs a part id and positive points, "
+                              f"got part {part!r}, points {points:g}")
+    source = _source(cell)
+    start, end = source.find(_BEGIN), source.find("### END SOLUTION")
+    model = source[start + len(_BEGIN):end].strip() if 0 <= start < end else ""
+    return ManualPart(part, points, cid, cell.get("cell_type", "markdown"), question, model)
+
+
+def _writes(path: Path, cell: dict, course: dict) -> set[str]:
+    writes = course["writes"]
+    if not isinstance(writes, list) or not all(
+        isinstance(w, str) and w.startswith("course_lib.") and w.count(".") >= 2 for w in writes
+    ):
+        raise AssignmentError(
+            f"{path}: cell {cell.get('id')!r}: metadata.course.writes must be a list of qualified "
+            f"names such as 'course_lib.lnp.negloglik', got {writes!r}"
+        )
+    return set(writes)
 
 
 def _restored_source(p: Part) -> str:

@@ -64,22 +64,40 @@ def _cell_safe(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def grades_csv(results: list[dict], parts: list[str]) -> str:
-    """``grades.csv``: submission, status, total, max_total, then one column per part.
+def grades_csv(results: list[dict], parts: list[str], manual: list[str] = ()) -> str:
+    """``grades.csv``: submission, status, total, max_total, one column per autograded part,
+    one per part graded by hand, ``integrity``, then ``submission_id``.
 
     Invalid and errored rows leave ``total`` and the parts empty (nothing was graded);
-    timed-out and crashed rows count the parts whose checks ran.
+    timed-out and crashed rows count the parts whose checks ran. A part graded by hand
+    reads ``pending`` until its score is merged (``total`` counts only the points given).
+    ``integrity`` lists the parts that got 0 for using the library's implementation of
+    what they ask for. ``submission_id`` is the anonymous id of the written-answer review.
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["submission", "status", "total", "max_total", *parts])
+    writer.writerow(["submission", "status", "total", "max_total", *parts, *manual,
+                     "integrity", "submission_id"])
     for r in results:
         scored = r["status"] in ("graded", "timeout", "crashed")
         points = {p["part"]: p["points"] for p in r.get("parts", [])}
+        by_hand = {m["part"]: m for m in r.get("manual") or []}
+        flagged = " ".join(p["part"] for p in r.get("parts", []) if p.get("status") == "integrity")
+
+        def manual_cell(part: str) -> str:
+            entry = by_hand.get(part)
+            if not scored:
+                return ""
+            if entry is None or entry.get("points") is None:
+                return "pending"
+            return _fmt(entry["points"])
+
         writer.writerow([
             _cell_safe(r["submission"]), r["status"],
             _fmt(r.get("total")) if scored else "", _fmt(r["max_total"]),
             *((_fmt(points.get(p, 0.0)) if scored else "") for p in parts),
+            *(manual_cell(m) for m in manual),
+            flagged, r.get("submission_id", ""),
         ])
     return out.getvalue()
 
@@ -132,12 +150,22 @@ def feedback_markdown(result: dict, assignment_name: str) -> str:
     if _EXPLAIN.get(status):
         lines += [_EXPLAIN[status].format(reason=_inline(result.get("reason", ""), 500)), ""]
     parts = result.get("parts", [])
-    if parts:
+    by_hand = result.get("manual") or [] if scored else []
+    pending = [m for m in by_hand if m.get("points") is None]
+    if pending:
+        lines += [f"The written answers ({', '.join(m['part'] for m in pending)}, "
+                  f"{_fmt(sum(float(m['max_points']) for m in pending))} points) are graded by hand "
+                  "and are not in the score yet.", ""]
+    if parts or by_hand:
         lines += ["| part | points | verdict |", "|---|---|---|"]
         for p in parts:
             mark = "✔" if p["status"] == "passed" else "✘"
             lines.append(f"| {p['part']} | {_fmt(p['points'])} / {_fmt(p['max_points'])} "
                          f"| {mark} {p['status']} |")
+        for m in by_hand:
+            got = "pending" if m.get("points") is None else _fmt(m["points"])
+            verdict = "graded by hand" if m.get("points") is not None else "to be graded by hand"
+            lines.append(f"| {m['part']} | {got} / {_fmt(m['max_points'])} | ✎ {verdict} |")
         lines.append("")
         for p in parts:
             mark = "✔" if p["status"] == "passed" else "✘"
@@ -145,6 +173,13 @@ def feedback_markdown(result: dict, assignment_name: str) -> str:
                       _block(p.get("message", "")), ""]
             if p.get("hint"):
                 lines += [f"**Hint:** {_inline(p['hint'], 600)}", ""]
+        for m in by_hand:
+            got = "pending" if m.get("points") is None else _fmt(m["points"])
+            lines += [f"## {m['part']} (graded by hand): {got} / {_fmt(m['max_points'])}", ""]
+            if m.get("comment"):
+                lines += [_block(m["comment"]), ""]
+            elif m.get("points") is None:
+                lines += ["Your instructor has not graded this answer yet.", ""]
     errors = result.get("cell_errors", [])
     if errors:
         lines += ["## Cells that raised an error", ""]

@@ -422,6 +422,82 @@ def build(corpus: Path, out: Path, port: int, cell_timeout: int, timeout: float)
     return expect
 
 
+# ----------------------------------------------------------------------------------------
+# Exercise 5: written answers (graded by hand) and integrity (the library's own function)
+
+EX5 = ROOT / "exercises" / "05-lnp-receptive-fields.ipynb"
+EX5_FULL = {
+    "ex5-sampler": 0.5, "ex5-response-plot": 0.5, "ex5-negloglik": 0.5, "ex5-fit": 1.0,
+    "ex5-rf-plot": 0.5, "ex5-binning": 0.5, "ex5-lagged": 1.0, "ex5-lagged-plots": 0.5,
+    "ex5-svd": 0.5, "ex5-space-time-plots": 0.5, "ex5-ridge": 1.0, "ex5-alpha-plots": 0.5,
+}
+EX5_MANUAL = {"ex5-derivation": 2.0, "ex5-alpha-answer": 0.5}
+
+# Each cheat is right (its part's check passes on it) and uses course_lib's implementation
+# of the function the part asks for, in a different way; the functions that build on it
+# (fit_lags calls fit_rf, fit_ridge calls negloglik) keep working and keep their points.
+CHEATS = {
+    "integrity-import-by-name.ipynb": ("ex5-sampler", "course_lib.lnp.sample_lnp",
+                                       "from course_lib.lnp import sample_lnp\n"),
+    "integrity-alias.ipynb": ("ex5-negloglik", "course_lib.lnp.negloglik",
+                              "import course_lib.lnp as L\n\n"
+                              "def negloglik(w, c, s, dt, R):\n"
+                              "    return L.negloglik(w, c, s, dt, R)\n"),
+    "integrity-getattr.ipynb": ("ex5-fit", "course_lib.lnp.fit_rf",
+                                "def fit_rf(c, s, dt, R):\n"
+                                "    return getattr(lnp, \"fit_\" + \"rf\")(c, s, dt, R).w\n"),
+    "integrity-importlib.ipynb": ("ex5-binning", "course_lib.lnp.bin_spikes",
+                                  "import importlib\n\n"
+                                  "def bin_counts(spike_times, trigger_times, frame_duration):\n"
+                                  "    m = importlib.import_module(\"course_lib.lnp\")\n"
+                                  "    return m.bin_spikes(spike_times, trigger_times, frame_duration)\n"),
+}
+
+DERIVATION = (
+    "**Answer.** The bins are independent Poisson counts, so "
+    "$\\log L(w) = \\sum_t c_t\\, w^\\top s_t - \\Delta t R\\, e^{w^\\top s_t}$ + const, "
+    "and $\\nabla_w \\log L = \\sum_t (c_t - r_t) s_t$."
+)
+ALPHA = "**Answer.** A larger α shrinks the weights towards zero; choose α by cross-validation."
+HOSTILE = "**Answer.** <script>alert('grade me 100')</script> <img src=x onerror=alert(1)> r < c & w > 0"
+
+
+def build_ex5(corpus: Path) -> dict[str, dict]:
+    """Write exercise-5 submissions with written answers and integrity cases into ``corpus``.
+
+    Returns, per file: ``points`` (each autograded part), ``integrity`` (the part that must
+    get 0 for integrity and the target it used, or None) and ``answers`` (the written
+    answer of each manual part, None for a missing cell).
+    """
+    corpus.mkdir(parents=True, exist_ok=True)
+    solved = _load(EX5)
+    table: dict[str, dict] = {}
+
+    def answered(derivation, alpha) -> dict:
+        nb = copy.deepcopy(solved)
+        for cid, text in (("ex5-derivation", derivation), ("ex5-alpha-answer", alpha)):
+            if text is None:
+                nb["cells"].remove(_cell(nb, cid))
+            else:
+                _set(nb, cid, text)
+        return nb
+
+    def add(name, nb, integrity=None, derivation=DERIVATION, alpha=ALPHA):
+        points = dict(EX5_FULL)
+        if integrity:
+            points[integrity[0]] = 0.0
+        (corpus / name).write_bytes(_json(nb))
+        table[name] = {"points": points, "integrity": integrity,
+                       "answers": {"ex5-derivation": derivation, "ex5-alpha-answer": alpha}}
+
+    add("ex5-correct.ipynb", answered(DERIVATION, ALPHA))
+    answers = [(HOSTILE, ALPHA), (DERIVATION, None), (DERIVATION, "**Answer.**\n\nYOUR ANSWER HERE"),
+               (DERIVATION, ALPHA)]
+    for (name, (part, target, source)), (derivation, alpha) in zip(CHEATS.items(), answers):
+        add(name, _set(answered(derivation, alpha), part, source), (part, target), derivation, alpha)
+    return table
+
+
 if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "grading-corpus")
     table = build(target, target.parent / "grading-out", 9, cell_timeout=120, timeout=600)
