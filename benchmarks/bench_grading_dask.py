@@ -5,7 +5,7 @@ local backend (``--jobs N``), on the same machine, in the same run.
 
 ASSIGNMENT defaults to ``exercises/01-regression.ipynb`` (the cheapest exercise, so that the
 grader's own cost shows). The benchmark grades ``--copies`` copies of the instructor notebook
-(each must get full marks) twice, through the real command line: with the local backend and
+(each must get full marks on its autograded parts) twice, through the real command line: with the local backend and
 ``--jobs N``, then on a ``LocalCluster`` of N single-threaded workers (``--scheduler
 local:N``, cluster start-up included). It prints, for both:
 
@@ -76,8 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         for k in range(args.copies):
             shutil.copyfile(assignment, folder / f"student-{k:04d}.ipynb")
         for label, extra in (("local", ["--jobs", str(n)]), ("dask", ["--scheduler", f"local:{n}"])):
-            wall, results, rows = run(assignment, folder, tmp / label, extra)
-            full = sum(r["status"] == "graded" and r["total"] == r["max_total"] for r in rows)
+            wall, results, _ = run(assignment, folder, tmp / label, extra)
+            # full marks on the autograded parts (written answers stay pending here)
+            full = sum(r["status"] == "graded" and bool(r["parts"])
+                       and all(p["points"] == p["max_points"] for p in r["parts"])
+                       for r in results["submissions"])
             figures[label] = {
                 "wall": wall,
                 "rate": args.copies / wall,
