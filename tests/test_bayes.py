@@ -169,6 +169,9 @@ def test_nested_sample_level_fit_is_honest_and_matches_trial_level(trials):
     assert np.corrcoef(u, resid)[0, 1] > 0.95
 
 
+# SMALL runs (2 x 500 draws) are for speed; on some seeds sd(stim|mouse) misses R-hat 1.01
+# by a hair, which the warning tests below cover. This test is about the per-mouse effects.
+@pytest.mark.filterwarnings("ignore::course_lib.bayes.ConvergenceWarning")
 def test_group_slopes_add_per_mouse_effects(trials):
     fit = fit_hierarchical(trials, "log_power", "stim", "mouse", group_slopes=True, **SMALL)
     s = fit.summary()
