@@ -202,6 +202,10 @@ def test_memo_call_passes_through_arguments_it_cannot_key():
 
     thing = object()
     assert memo_call(reference, thing) == 1 and memo_call(reference, thing) == 2
+    import pandas as pd
+
+    lists = pd.DataFrame({"a": [[1, 2], [3]]})  # pandas cannot hash a column of lists
+    assert memo_call(reference, lists) == 3 and memo_call(reference, lists) == 4
 
 
 def test_drawn_cases_are_shared_read_only_and_students_get_writable_copies():

@@ -330,7 +330,7 @@ def memo_call(fn: Callable, *args, **kwargs):
     h = hashlib.blake2b(digest_size=20)
     try:
         _digest(h, (args, kwargs))
-    except _Uncachable:
+    except TypeError:  # _Uncachable, or pandas cannot hash a column (e.g. of lists)
         return fn(*args, **kwargs)
     key = (fn, h.digest())
     with _MEMO_LOCK:
