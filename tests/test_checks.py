@@ -12,6 +12,7 @@ import pytest
 
 from course_lib import checks
 from course_lib.checks.core import Verdict
+from verdicts import assert_fails_with_hint, assert_full_points  # tests/verdicts.py
 
 
 def fit_ols(X, y):
@@ -56,19 +57,12 @@ MISTAKES = [
 
 @pytest.mark.parametrize("part", sorted(CORRECT))
 def test_correct_answer_gets_full_points(part):
-    verdict = checks.run(part, CORRECT[part])
-    assert verdict.status == "passed", verdict
-    assert verdict.points == verdict.max_points > 0
-    assert str(verdict).startswith(f"✔ {part}")
+    assert_full_points(part, CORRECT[part])
 
 
 @pytest.mark.parametrize("part,wrong,hint_words", MISTAKES)
 def test_known_mistake_fails_with_specific_hint(part, wrong, hint_words):
-    verdict = checks.run(part, wrong)
-    assert verdict.status == "failed" and verdict.points == 0, verdict
-    assert "should be" in verdict.message or "should have" in verdict.message, verdict.message
-    assert hint_words in verdict.hint, verdict.hint
-    assert f"Hint: {verdict.hint}" in str(verdict)
+    assert_fails_with_hint(part, wrong, hint_words)
 
 
 def test_unrecognised_wrong_answer_says_expected_and_got_without_hint():
@@ -206,6 +200,23 @@ def test_memo_call_passes_through_arguments_it_cannot_key():
 
     lists = pd.DataFrame({"a": [[1, 2], [3]]})  # pandas cannot hash a column of lists
     assert memo_call(reference, lists) == 3 and memo_call(reference, lists) == 4
+
+
+def test_memo_call_caches_no_failure_and_keeps_no_lock_for_it():
+    from course_lib.checks import core
+
+    calls = []
+
+    def reference(x):
+        calls.append(x)
+        raise ValueError("no reference for this input")
+
+    x = np.arange(4.0)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="no reference"):
+            core.memo_call(reference, x)
+    assert len(calls) == 2  # a failure is computed again, not remembered
+    assert not any(key[0] is reference for key in core._KEY_LOCKS)
 
 
 def test_drawn_cases_are_shared_read_only_and_students_get_writable_copies():

@@ -13,6 +13,7 @@ import statsmodels.formula.api as smf
 
 from course_lib import checks
 from course_lib.mixed import anova, lmer
+from verdicts import assert_fails_with_hint, assert_full_points  # tests/verdicts.py
 
 FIT_2 = "Reaction ~ 1 + Days + (1 | Subject)"
 FIT_4 = "Reaction ~ 1 + Days + (1 + Days | Subject)"
@@ -149,19 +150,12 @@ MISTAKES = [
 
 @pytest.mark.parametrize("part", sorted(CORRECT))
 def test_correct_answer_gets_full_points(part):
-    verdict = checks.run(part, CORRECT[part])
-    assert verdict.status == "passed", verdict
-    assert verdict.points == verdict.max_points > 0
-    assert str(verdict).startswith(f"✔ {part}")
+    assert_full_points(part, CORRECT[part])
 
 
 @pytest.mark.parametrize("part,wrong,hint_words", MISTAKES)
 def test_known_mistake_fails_with_specific_hint(part, wrong, hint_words):
-    verdict = checks.run(part, wrong)
-    assert verdict.status == "failed" and verdict.points == 0, verdict
-    assert "should be" in verdict.message or "should have" in verdict.message, verdict.message
-    assert hint_words in verdict.hint, verdict.hint
-    assert f"Hint: {verdict.hint}" in str(verdict)
+    assert_fails_with_hint(part, wrong, hint_words)
 
 
 def test_points_of_exercises_2_and_3():

@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 from scipy import optimize, special  # noqa: E402
 
 from course_lib import checks, lnp  # noqa: E402
+from verdicts import assert_fails_with_hint, assert_full_points  # noqa: E402  # tests/verdicts.py
 
 W_TRUE = lnp.gaussian_rf(15, 2.0)  # the notebook's global true receptive field
 
@@ -234,20 +235,13 @@ MISTAKES = [
 
 @pytest.mark.parametrize("part", sorted(CORRECT))
 def test_correct_answer_gets_full_points(part):
-    verdict = checks.run(part, CORRECT[part])
-    assert verdict.status == "passed", verdict
-    assert verdict.points == verdict.max_points > 0
-    assert str(verdict).startswith(f"✔ {part}")
+    assert_full_points(part, CORRECT[part])
 
 
 @pytest.mark.parametrize("number,part,wrong,hint_words", MISTAKES,
                          ids=[f"mistake{m[0]}-{m[2].__name__}" for m in MISTAKES])
 def test_common_mistake_fails_with_its_specific_hint(number, part, wrong, hint_words):
-    verdict = checks.run(part, wrong)
-    assert verdict.status == "failed" and verdict.points == 0, verdict
-    assert "should" in verdict.message, verdict.message
-    assert hint_words in verdict.hint, verdict.hint
-    assert f"Hint: {verdict.hint}" in str(verdict)
+    assert_fails_with_hint(part, wrong, hint_words)
 
 
 def test_all_ten_mistakes_are_covered():

@@ -27,7 +27,9 @@ import dask
 import pytest
 from distributed import Client, LocalCluster
 
-from course_lib.grading.distributed import ALLOWED_FAILURES, parse_scheduler
+from course_lib.grading.distributed import (
+    ALLOWED_FAILURES, DASK_SETTINGS, connect, parse_scheduler, worker_environment,
+)
 from course_lib.grading.sandbox import processes_of, uid_range
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,8 +87,8 @@ def batch(tmp_path_factory):
 
 @pytest.fixture
 def cluster():
-    """A LocalCluster of worker processes, as a course's own cluster would be set up."""
-    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+    """A LocalCluster of worker processes, set up as the instructors' page says."""
+    with dask.config.set(DASK_SETTINGS):
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                           host="127.0.0.1") as lc, Client(lc, set_as_default=False) as client:
             yield SimpleNamespace(address=lc.scheduler_address, client=client)
@@ -119,6 +121,26 @@ def test_scheduler_addresses_are_checked():
     for bad in ("local:0", "local:two", "http://host:8786", "host", "tcp://host:99999"):
         with pytest.raises(ValueError, match="--scheduler"):
             parse_scheduler(bad)
+
+
+def test_worker_environment_gives_a_fresh_dask_process_the_grading_settings():
+    keys = list(DASK_SETTINGS)
+    probe = f"import dask, distributed, json; print(json.dumps([dask.config.get(k) for k in {keys!r}]))"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **worker_environment()})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert dict(zip(keys, json.loads(proc.stdout))) == DASK_SETTINGS
+    assert DASK_SETTINGS["distributed.scheduler.allowed-failures"] == 2  # at most two retries
+
+
+def test_local_cluster_workers_and_scheduler_run_with_the_grading_settings():
+    with connect("local:1") as cluster:
+        on_workers = cluster.client.run(lambda: {k: dask.config.get(k) for k in DASK_SETTINGS})
+        callbacks = cluster.client.run(lambda dask_worker: sorted(dask_worker.periodic_callbacks))
+        retries = cluster.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures)
+    assert list(on_workers.values()) == [DASK_SETTINGS]
+    assert "profile" not in next(iter(callbacks.values()))  # the 10 ms statistical profiler is off
+    assert retries == 2
 
 
 def test_a_bad_scheduler_address_is_a_usage_error(tmp_path):

@@ -342,7 +342,12 @@ def memo_call(fn: Callable, *args, **kwargs):
         with _MEMO_LOCK:
             if key in _MEMO:
                 return _MEMO[key]
-        value = _read_only(fn(*args, **kwargs))
+        try:
+            value = _read_only(fn(*args, **kwargs))
+        except BaseException:  # nothing to keep: forget the key's lock too
+            with _MEMO_LOCK:
+                _KEY_LOCKS.pop(key, None)
+            raise
         with _MEMO_LOCK:
             _MEMO[key] = value
             _KEY_LOCKS.pop(key, None)

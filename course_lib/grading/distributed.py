@@ -63,6 +63,44 @@ ALLOWED_FAILURES = 2
 WAIT_FOR_WORKERS = 300
 #: The largest ``local:N``.
 MAX_LOCAL_WORKERS = 64
+#: The Dask configuration of a grading cluster, which ``local:N`` sets on its own:
+#:
+#: * a task whose worker died is run again at most twice (:data:`ALLOWED_FAILURES`);
+#: * Dask's own housekeeping is slowed down or turned off. At their defaults, the
+#:   scheduler's and each worker's event loops wake every 10 to 100 ms (statistical
+#:   profiler, loop-health tick, memory and system monitors, work stealing) and took about
+#:   6 % of a core each while the workers waited on their sandboxes: CPU taken from the
+#:   notebooks being graded on the same cores (on ``local:2``, 200 copies of exercise 1: a
+#:   distributed overhead of 0.93 s per submission before, 0.20 s after). None of it serves
+#:   a grading batch: a task is one notebook, and the scheduler queues tasks, so there is
+#:   nothing to steal.
+#:
+#: Processes started elsewhere read the same settings from :func:`worker_environment`.
+DASK_SETTINGS = {
+    "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.admin.system-monitor.gil.enabled": False,
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.scheduler.work-stealing": False,
+}
+
+
+def worker_environment() -> dict[str, str]:
+    """:data:`DASK_SETTINGS` as the environment variables Dask reads when it starts.
+
+    For schedulers and workers this process does not start (``dask worker``, a
+    dask-jobqueue job script, a Kubernetes pod spec): ``DASK_`` and the key in upper case,
+    with ``__`` between its levels, e.g. ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED``.
+
+    Returns
+    -------
+    dict of str to str
+    """
+    return {"DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
+            for key, value in DASK_SETTINGS.items()}
+
 
 _ADDRESS = re.compile(r"^(?:(tcp|tls|ws|wss)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})/?$")
 
@@ -432,8 +470,9 @@ def connect(address: str, wait: float = WAIT_FOR_WORKERS) -> DaskCluster:
     from distributed import Client, LocalCluster
 
     if how == "local":
-        # The scheduler runs in this process: this is where its retry budget is read.
-        with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+        # The scheduler and the nannies run in this process: this is where the retry budget
+        # is read, and the nannies hand this configuration to the workers they start.
+        with dask.config.set(DASK_SETTINGS):
             cluster = LocalCluster(
                 n_workers=where, threads_per_worker=1, processes=True,
                 dashboard_address=None, silence_logs=logging.ERROR,
@@ -459,7 +498,9 @@ def connect(address: str, wait: float = WAIT_FOR_WORKERS) -> DaskCluster:
             log.warning(
                 "the Dask scheduler at %s retries a task whose worker died up to %d times; "
                 "start it with DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=%d to give up "
-                "after %d retries", where, budget, ALLOWED_FAILURES, ALLOWED_FAILURES)
+                "after %d retries (course_lib.grading.distributed.worker_environment() lists "
+                "all the settings of a grading cluster)", where, budget, ALLOWED_FAILURES,
+                ALLOWED_FAILURES)
     except Exception:  # an old or locked-down scheduler: its budget is only a warning
         pass
     return DaskCluster(client, None, address)
