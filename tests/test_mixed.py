@@ -308,6 +308,39 @@ def test_unconverged_fit_warns_with_gradient_and_tolerance(data, monkeypatch):
         lmer("Reaction ~ 1 + Days + (1 + Days | Subject)", data["sleepstudy"])
 
 
+#: lme4::Dyestuff2 (Box & Tiao 1973): yields of 6 batches, 5 each, whose batch variance is
+#: estimated as zero. lme4 1.1-31 (R 4.2.2), lmer(Yield ~ 1 + (1 | Batch), Dyestuff2,
+#: control = lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12))) prints only
+#: "boundary (singular) fit" and gives these numbers.
+DYESTUFF2 = pd.DataFrame({
+    "Batch": list("AAAAABBBBBCCCCCDDDDDEEEEEFFFFF"),
+    "Yield": [7.298, 3.846, 2.434, 9.566, 7.99, 5.22, 6.556, 0.608, 11.788, -0.892, 0.11, 10.386,
+              13.434, 5.51, 8.166, 2.212, 4.852, 7.092, 9.288, 4.98, 0.282, 9.014, 4.458, 9.446,
+              7.198, 1.722, 4.782, 8.106, 0.758, 3.758],
+})
+DYESTUFF2_LME4 = {True: {"fixef": 5.6656, "se": 0.678388031232524, "sigma2": 13.8063096275862,
+                         "logLik": -80.9141389061442},
+                  False: {"fixef": 5.6656, "se": 0.666985739644326, "sigma2": 13.3460993066667,
+                          "logLik": -81.4365183269129}}
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_boundary_fit_warns_only_that_it_is_singular_and_matches_lme4(reml):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = lmer("Yield ~ 1 + (1 | Batch)", DYESTUFF2, REML=reml)
+    messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(messages) == 1 and "boundary (singular) fit" in messages[0], messages
+    assert fit.is_singular
+    want = DYESTUFF2_LME4[reml]
+    vc = fit.VarCorr
+    assert vc["vcov"].iloc[0] == pytest.approx(0.0, abs=1e-6)
+    assert vc["vcov"].iloc[-1] == pytest.approx(want["sigma2"], rel=1e-6)
+    assert fit.fixef.iloc[0] == pytest.approx(want["fixef"], rel=1e-9)
+    assert fit.fixef_se.iloc[0] == pytest.approx(want["se"], rel=1e-6)
+    assert fit.logLik == pytest.approx(want["logLik"], rel=1e-8)
+
+
 # --------------------------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------------------------
