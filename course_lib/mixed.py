@@ -160,9 +160,11 @@ def _random_term(inner: str, formula: str) -> list[RandomTerm]:
     lhs, group = lhs.strip(), group.strip()
     if not lhs or not group or "|" in group:
         raise _malformed(formula, f"random term '({inner})' must read (terms | group)")
-    # R's nesting operator: (1 | a/b) means (1 | a) + (1 | a:b)
+    # R's nesting operator: (1 | a/b) means (1 | a) + (1 | b:a), and (1 | a/b/c) adds
+    # (1 | c:b:a). lme4 (its expandSlash) names the interaction inner factor first, which
+    # sets the printed group name and the order of its levels (b slowest).
     nests = [g.strip() for g in group.split("/")]
-    groups = [tuple(f.strip() for f in ":".join(nests[: k + 1]).split(":"))
+    groups = [tuple(f.strip() for f in ":".join(reversed(nests[: k + 1])).split(":"))
               for k in range(len(nests))]
     for factors in groups:
         for f in factors:
@@ -546,7 +548,8 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True) -> LmerFit:  # noq
         the reference), interactions ``a:b`` and ``a * b``, and ``I(x^2)`` (x squared: ``^`` is
         a power, as in R). Random terms: ``(1 | g)``, ``(0 + x | g)``, ``(1 + x | g)`` or
         ``(x | g)`` (correlated intercept and slope), ``(1 + x || g)`` (uncorrelated),
-        ``(1 | a:b)`` (an interaction factor), ``(1 | a/b)`` (``(1 | a) + (1 | a:b)``); several
+        ``(1 | a:b)`` (an interaction factor), ``(1 | a/b)`` (``(1 | a) + (1 | b:a)``, named
+        as lme4 names it); several
         terms may be crossed or nested.
     data : pandas.DataFrame
         One row per observation, with every column the formula names. Factor levels are

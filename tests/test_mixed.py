@@ -208,11 +208,16 @@ def test_double_bar_means_uncorrelated_terms(data):
                                rtol=RTOL)
 
 
-def test_nesting_slash_equals_interaction_term(data):
+def test_nesting_slash_equals_interaction_term_named_inner_first_as_lme4(data):
+    # lme4 1.1-31: lmer(score ~ Machine + (1 | Worker/Machine), Machines) is the model
+    # (1 | Worker) + (1 | Worker:Machine), and names the nested term "Machine:Worker"
+    # (lme4's expandSlash), its levels "A:1", ..., e.g. in as.data.frame(VarCorr(.))$grp.
     fit = lmer("score ~ Machine + (1 | Worker/Machine)", data["Machines"])
     ref = FITS["machines_interaction_reml"]
-    assert _varcorr_records(fit.VarCorr) == [(r["grp"], r["var1"], r["var2"])
+    renamed = {"Worker:Machine": "Machine:Worker"}
+    assert _varcorr_records(fit.VarCorr) == [(renamed.get(r["grp"], r["grp"]), r["var1"], r["var2"])
                                             for r in ref["varcorr"]]
+    assert "A:1" in fit.ranef["Machine:Worker"].index
     np.testing.assert_allclose(fit.VarCorr["vcov"], [r["vcov"] for r in ref["varcorr"]],
                                rtol=RTOL)
 
