@@ -430,6 +430,12 @@ def test_every_submission_gets_the_right_status_and_points(batch):
         if (row["status"], row["total"], got) != (want.status, total, expected) or want.words not in reason:
             wrong.append(f"{name}: got {row['status']} {row['total']} {got} ({reason!r}); "
                          f"want {want.status} {total} {expected} ({want.words!r})")
+        if want.judged is not None:  # 0 for integrity; the judge's own verdicts before that
+            judged = {p["part"]: p.get("judged", p["status"]) == "passed" for p in batch.results[name]["parts"]}
+            if judged != {p: v > 0 for p, v in want.judged.items()}:
+                wrong.append(f"{name}: the judge passed {judged}, want {want.judged}")
+            if row["integrity"] != " ".join(corpus.PARTS):
+                wrong.append(f"{name}: integrity column {row['integrity']!r}, want every part")
         assert row["max_total"] == "4"
     assert not wrong, "\n".join(wrong)
 
@@ -560,6 +566,45 @@ def test_a_module_bound_in_a_later_cell_is_still_followed():
 )
 def test_own_code_and_the_helpers_an_exercise_gives_are_not_flagged(code):
     assert integrity.analyse([("c", code)], TARGETS) == []
+
+
+@pytest.mark.parametrize(
+    "code,target,obfuscated",
+    [
+        ("from course_lib.checks.ex01 import _ols_params\n_ols_params(X, y)",
+         "course_lib.checks.ex01._ols_params", False),
+        ("from course_lib import checks\nbeta = checks.ex01._ols_params(X, y)",
+         "course_lib.checks.ex01._ols_params", False),
+        ("import course_lib.checks.ex01 as e\ne._ols_params(X, y)", "course_lib.checks.ex01._ols_params", False),
+        ("from course_lib.checks import get_check\nget_check('ex1-fit-ols')", "course_lib.checks.get_check", False),
+        ("from course_lib.checks.ex01 import *", "course_lib.checks.ex01.*", False),
+        ("from course_lib import checks\nname = input()\ngetattr(checks, name)", "course_lib.checks", True),
+    ],
+    ids=["private-reference", "through-the-package", "module-alias", "get-check", "star", "computed"],
+)
+def test_any_use_of_the_checks_own_code_is_found_whatever_the_targets(code, target, obfuscated):
+    found = integrity.analyse([("c", code)], [])
+    assert target in {f.target for f in found}, found
+    assert all(f.obfuscated == obfuscated for f in found if f.target == target)
+
+
+def test_the_checks_public_api_in_a_students_cell_is_not_flagged():
+    code = ("from course_lib import checks\nfrom course_lib.checks import check\n"
+            "checks.check('ex1-fit-ols', fit_ols)\nv = checks.run('ex1-fit-ols', fit_ols)\n"
+            "checks.list_checks()\ncheck('ex1-predict', predict)")
+    assert integrity.analyse([("c", code)], TARGETS) == []
+
+
+def test_using_the_checks_own_code_gives_0_on_every_part_with_the_reason():
+    result = {"status": "graded", "total": 1.5, "parts": [
+        {"part": "a", "status": "passed", "points": 1.0, "max_points": 1.0, "message": "ok", "hint": ""},
+        {"part": "b", "status": "passed", "points": 0.5, "max_points": 0.5, "message": "ok", "hint": ""}]}
+    found = integrity.analyse([("c7", "from course_lib.checks.ex01 import _ols_se as se")], [])
+    out = integrity.apply_findings(result, found, {})
+    assert [(p["status"], p["points"]) for p in out["parts"]] == [("integrity", 0.0), ("integrity", 0.0)]
+    assert out["total"] == 0
+    assert "the checks' own code (course_lib.checks.ex01._ols_se)" in out["parts"][1]["message"]
+    assert "cell c7, line 1: imports course_lib.checks.ex01._ols_se as se" in out["parts"][1]["message"]
 
 
 def test_the_instructor_notebooks_declare_their_targets_and_are_not_flagged():

@@ -31,6 +31,13 @@ a constant, is reported as obfuscated: it is flagged for every part that declare
 in that module. A student's own function with the same name as the target (``def
 negloglik``) is never flagged: only names bound to ``course_lib`` objects are followed.
 
+The checks' own code is out of bounds for every part. ``course_lib.checks`` holds each
+part's reference answer, drawn cases and judge (``course_lib.checks.ex01._ols_params`` is
+the reference for ``fit_ols``). A student's cells may call the checks' public API
+(``checks.check``, ``checks.run``, ``checks.list_checks``), as the check cells do; any
+other name under ``course_lib.checks`` they reach, in any of the ways above, gives 0 for
+every autograded part, whatever the exercise declares.
+
 Not covered (a determined student can defeat any static analysis): names built at run
 time from data, code loaded from files, or a copy of the library's source pasted into the
 notebook. Those remain a matter for the instructor's judgement.
@@ -42,12 +49,26 @@ import ast
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["Finding", "analyse", "apply_findings", "parse_cell"]
+__all__ = ["CHECKS_PUBLIC", "Finding", "analyse", "apply_findings", "checks_internal", "parse_cell"]
 
 PACKAGE = "course_lib"
 
 #: Longest source analysed per cell (a larger cell is analysed up to this length).
 MAX_CELL_CHARS = 200_000
+
+#: The checks' package, and the names in it a student's own cells may use.
+CHECKS = PACKAGE + ".checks"
+CHECKS_PUBLIC = frozenset({CHECKS, f"{CHECKS}.check", f"{CHECKS}.run", f"{CHECKS}.list_checks"})
+
+
+def checks_internal(name: str | None) -> bool:
+    """Whether a qualified name is part of the checks' own code (see the module docstring)."""
+    return name is not None and name.startswith(CHECKS + ".") and name not in CHECKS_PUBLIC
+
+
+def _against_every_part(finding: Finding) -> bool:
+    """A use of the checks' own code (or a computed lookup that may be one)."""
+    return checks_internal(finding.target) or (finding.obfuscated and finding.target == CHECKS)
 
 
 @dataclass(frozen=True)
@@ -214,8 +235,11 @@ class _Analyser:
         if self.recording:
             self.findings.append(Finding(self.cell, getattr(node, "lineno", 0), target, how, obfuscated))
 
+    def forbidden(self, qualified: str | None) -> bool:
+        return qualified in self.targets or checks_internal(qualified)
+
     def check_use(self, node: ast.AST, qualified: str | None, how: str) -> None:
-        if qualified in self.targets:
+        if self.forbidden(qualified):
             self.flag(node, qualified, how)
 
     # -- the walk ------------------------------------------------------------------------
@@ -244,6 +268,8 @@ class _Analyser:
                     for target in sorted(self.targets):
                         if target.rpartition(".")[0] == module:
                             self.flag(node, target, f"imports everything from {module} (*)")
+                    if module == CHECKS or checks_internal(module):
+                        self.flag(node, f"{module}.*", f"imports everything from {module} (*)")
                     continue
                 qualified = f"{module}.{alias.name}"
                 bound = alias.asname or alias.name
@@ -260,11 +286,11 @@ class _Analyser:
                         self.aliases[target.id] = qualified
         elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
             qualified = self.qualify(node)
-            if qualified in self.targets:
+            if self.forbidden(qualified):
                 self.flag(node, qualified, f"uses {ast.unparse(node)}")
         elif isinstance(node, ast.Subscript):
             qualified = self.qualify(node)
-            if qualified in self.targets:
+            if self.forbidden(qualified):
                 self.flag(node, qualified, f"looks up {ast.unparse(node)}")
             elif isinstance(node.value, ast.Attribute) and node.value.attr == "modules" \
                     and _const_str(node.slice) is None and _mentions_package(node.slice):
@@ -309,11 +335,14 @@ class _Analyser:
                                              f"({ast.unparse(node)[:80]})")
 
     def flag_module(self, node: ast.AST, module: str | None, how: str) -> None:
-        """An obfuscated lookup: flag every target in ``module`` (all targets if unknown)."""
+        """An obfuscated lookup: flag every target in ``module`` (all targets if unknown),
+        and the checks' code if the lookup may reach it."""
         for target in sorted(self.targets):
             owner = target.rpartition(".")[0]
             if module is None or owner == module or (module == PACKAGE and _is_package_name(owner)):
                 self.flag(node, target, how, obfuscated=True)
+        if module in (None, PACKAGE, CHECKS) or checks_internal(module):
+            self.flag(node, CHECKS, how, obfuscated=True)
 
 
 def analyse(cells: Iterable[tuple[str, str]], targets: Iterable[str]) -> list[Finding]:
@@ -325,20 +354,19 @@ def analyse(cells: Iterable[tuple[str, str]], targets: Iterable[str]) -> list[Fi
         ``(cell label, source)`` of each code cell, in the order they run.
     targets : iterable of str
         Qualified names of the functions the student must write
-        (``"course_lib.lnp.negloglik"``).
+        (``"course_lib.lnp.negloglik"``); may be empty. Uses of the checks' own code are
+        found whatever the targets.
 
     Returns
     -------
     list of Finding
-        In the order found; empty when the code uses none of the targets. Cells that are
-        not valid Python are skipped.
+        In the order found; empty when the code uses none of the targets and none of the
+        checks' code. Cells that are not valid Python are skipped.
     """
     targets = list(targets)
     for t in targets:
         if not _is_package_name(t) or t.count(".") < 1:
             raise ValueError(f"an integrity target must be a qualified course_lib name, got {t!r}")
-    if not targets:
-        return []
     analyser = _Analyser(targets)
     trees = [(label, parse_cell(source)) for label, source in cells]
     trees = [(label, tree) for label, tree in trees if tree is not None]
@@ -356,7 +384,8 @@ def analyse(cells: Iterable[tuple[str, str]], targets: Iterable[str]) -> list[Fi
 
 
 def message(findings: list[Finding], part: str) -> str:
-    """The feedback for a part that used what it asks the student to write."""
+    """The feedback for a part that used what it asks the student to write, or the
+    checks' own code."""
     names = sorted({f.target for f in findings if not f.obfuscated})
     lines = []
     for f in findings[:5]:
@@ -364,6 +393,13 @@ def message(findings: list[Finding], part: str) -> str:
     if len(findings) > 5:
         lines.append(f"… and {len(findings) - 5} more")
     what = ", ".join(names) if names else "a course_lib function by a computed name"
+    if any(_against_every_part(f) for f in findings):
+        return (
+            f"0 points for integrity: your notebook uses the checks' own code ({what}), which "
+            "holds the reference answers (" + "; ".join(lines) + "). Only checks.check, "
+            "checks.run and checks.list_checks may be called from your cells; using anything "
+            f"else of course_lib.checks gives 0 for every part, {part} included."
+        )
     return (
         f"0 points for integrity: part {part} asks you to write this yourself, but your notebook "
         f"uses {what} from the course's library ("
@@ -374,7 +410,8 @@ def message(findings: list[Finding], part: str) -> str:
 
 
 def apply_findings(result: dict, findings: list[Finding], writes: Mapping[str, tuple[str, ...]]) -> dict:
-    """Set every part that used one of its own targets to 0 points, status ``integrity``.
+    """Set every part that used one of its own targets, and every part when the code used
+    the checks' own code, to 0 points, status ``integrity``.
 
     Parameters
     ----------
@@ -397,7 +434,8 @@ def apply_findings(result: dict, findings: list[Finding], writes: Mapping[str, t
         return result
     parts = []
     for p in result.get("parts", []):
-        mine = [f for f in findings if f.target in writes.get(p["part"], ())]
+        mine = [f for f in findings
+                if f.target in writes.get(p["part"], ()) or _against_every_part(f)]
         if mine:
             p = {**p, "status": "integrity", "points": 0.0, "judged": p["status"],
                  "message": message(mine, p["part"]), "hint": ""}

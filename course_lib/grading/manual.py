@@ -141,7 +141,7 @@ def review(result: dict, assignment, plan) -> dict:
     (:mod:`~course_lib.grading.integrity`) and the answers graded by hand."""
     from course_lib.grading import integrity
 
-    if result.get("status") in SCORED and assignment.writes:
+    if result.get("status") in SCORED:  # the checks' own code is out of bounds everywhere
         targets = sorted({t for names in assignment.writes.values() for t in names})
         code = [(c.cell_id or f"#{k + 1}", c.source) for k, c in enumerate(plan.cells) if c.part is None]
         result = integrity.apply_findings(result, integrity.analyse(code, targets), assignment.writes)

@@ -40,12 +40,14 @@ class Expect:
     """What the grader must report for one submission.
 
     ``points`` maps each part to its points (None for a row that was not graded); ``words``
-    must appear in the row's reason (the feedback says why).
+    must appear in the row's reason (the feedback says why). ``judged``, for a notebook that
+    gets 0 for integrity, is what the judge gave each part before that (``points``-like).
     """
 
     status: str
     points: dict | None
     words: str = ""
+    judged: dict | None = None
 
     @property
     def total(self) -> float | None:
@@ -351,7 +353,12 @@ def build(corpus: Path, out: Path, port: int, cell_timeout: int, timeout: float)
     _set(nb, "ex1-days-to-slow", CONSTANT["ex1-days-to-slow"])  # + emit patched
     _set(nb, "ex1-residuals-by-subject", RESIDUALS_ALONE)
     _after(nb, "setup", _code(PATCH_CHECKS, "patch-checks"), _code(PATCH_NUMPY, "patch-numpy"))
-    add("patched.ipynb", nb, Expect("graded", only("ex1-residuals-by-subject")))
+    # The patches use the checks' own code, which costs every part its points for
+    # integrity; what the judge said before that must still be right.
+    add("patched.ipynb", nb, Expect("graded", only(), judged=only("ex1-residuals-by-subject")))
+    nb = _set(sol(), "ex1-fit-ols", "from course_lib.checks.ex01 import _ols_params\n\n"
+                                    "def fit_ols(X, y):\n    return _ols_params(X, y)\n")
+    add("checks-reference.ipynb", nb, Expect("graded", only(), "", judged=full()))
     nb = _set(sol(), "ex1-fit-ols", "def fit_ols(X, y):\n    return X.T @ y\n")
     _set(nb, "ex1-standard-errors", SE_ALONE)
     _set(nb, "ex1-residuals-by-subject", FORGE_RECORDS)
