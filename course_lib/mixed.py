@@ -549,8 +549,7 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True) -> LmerFit:  # noq
         a power, as in R). Random terms: ``(1 | g)``, ``(0 + x | g)``, ``(1 + x | g)`` or
         ``(x | g)`` (correlated intercept and slope), ``(1 + x || g)`` (uncorrelated),
         ``(1 | a:b)`` (an interaction factor), ``(1 | a/b)`` (``(1 | a) + (1 | b:a)``, named
-        as lme4 names it); several
-        terms may be crossed or nested.
+        as lme4 names it); several terms may be crossed or nested.
     data : pandas.DataFrame
         One row per observation, with every column the formula names. Factor levels are
         ordered as in R: a Categorical keeps its category order, other columns are sorted.
