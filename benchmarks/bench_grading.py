@@ -60,6 +60,21 @@ def default_assignment() -> Path:
     return five if five.exists() else ROOT / "exercises" / "01-regression.ipynb"
 
 
+def make_copies(assignment: Path, folder: Path, n: int) -> None:
+    """``n`` copies of the instructor notebook in ``folder`` (a new folder), as submissions."""
+    folder.mkdir()
+    for k in range(n):
+        shutil.copyfile(assignment, folder / f"student-{k:04d}.ipynb")
+
+
+def full_marks(results: dict) -> int:
+    """Submissions with full marks on every autograded part (written answers stay pending
+    until an instructor scores them, so the total cannot reach max_total here)."""
+    return sum(r["status"] == "graded" and bool(r["parts"])
+               and all(p["points"] == p["max_points"] for p in r["parts"])
+               for r in results["submissions"])
+
+
 def plain_run(path: Path, workdir: Path) -> float:
     """Seconds to execute one notebook with plain nbclient, kernel start included."""
     # The sandbox's settings that change the run time: one BLAS thread per kernel, and
@@ -115,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         own = statistics.median(plain)
 
         folder = tmp / "submissions"
-        folder.mkdir()
-        for k in range(args.copies):
-            shutil.copyfile(assignment, folder / f"student-{k:03d}.ipynb")
+        make_copies(assignment, folder, args.copies)
         out = tmp / "out"
         sampler = CoreSampler()
         sampler.start()
@@ -135,11 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads((out / "results.json").read_text())
 
     graded = statistics.median(r["elapsed"] for r in results["submissions"])
-    # Full marks on every autograded part (written answers stay pending until an
-    # instructor scores them, so the total cannot reach max_total here).
-    full = sum(r["status"] == "graded" and r["parts"]
-               and all(p["points"] == p["max_points"] for p in r["parts"])
-               for r in results["submissions"])
+    full = full_marks(results)
     per_slot = wall * args.jobs / args.copies
     overhead, overhead_batch = graded - own, per_slot - own
     print(f"notebook's own run time (plain nbclient, {args.jobs} at a time): median {own:.2f} s "

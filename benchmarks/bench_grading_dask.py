@@ -25,10 +25,8 @@ The exit status is 1 when the overhead is over budget or a copy misses full mark
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -36,13 +34,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_grading import full_marks, make_copies  # benchmarks/bench_grading.py
+
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_SECONDS = 0.5
 CLASS_SIZE, CLUSTER_WORKERS = 5000, 50
 
 
-def run(assignment: Path, folder: Path, out: Path, extra: list[str]) -> tuple[float, dict, list[dict]]:
-    """Grade ``folder`` with ``extra`` options; wall seconds, results.json, grades.csv rows."""
+def run(assignment: Path, folder: Path, out: Path, extra: list[str]) -> tuple[float, dict]:
+    """Grade ``folder`` with ``extra`` options; wall seconds and results.json."""
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "course_lib.grading", str(assignment), str(folder), "--out", str(out),
@@ -52,8 +52,7 @@ def run(assignment: Path, folder: Path, out: Path, extra: list[str]) -> tuple[fl
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"course-grade {' '.join(extra)} failed:\n{proc.stderr[-3000:]}")
-    results = json.loads((out / "results.json").read_text())
-    return wall, results, list(csv.DictReader((out / "grades.csv").open()))
+    return wall, json.loads((out / "results.json").read_text())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,15 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-grading-dask-") as tmp:
         tmp = Path(tmp)
         folder = tmp / "submissions"
-        folder.mkdir()
-        for k in range(args.copies):
-            shutil.copyfile(assignment, folder / f"student-{k:04d}.ipynb")
+        make_copies(assignment, folder, args.copies)
         for label, extra in (("local", ["--jobs", str(n)]), ("dask", ["--scheduler", f"local:{n}"])):
-            wall, results, _ = run(assignment, folder, tmp / label, extra)
-            # full marks on the autograded parts (written answers stay pending here)
-            full = sum(r["status"] == "graded" and bool(r["parts"])
-                       and all(p["points"] == p["max_points"] for p in r["parts"])
-                       for r in results["submissions"])
+            wall, results = run(assignment, folder, tmp / label, extra)
+            full = full_marks(results)
             figures[label] = {
                 "wall": wall,
                 "rate": args.copies / wall,

@@ -326,12 +326,7 @@ def _nll_core(w, c, s, log_dtR):
     column-major unblocked, 16-17 ms column-major in blocks of 4-8 MB.
     """
     n_t, P = s.shape
-    rows = max(512, _BLOCK_BYTES // (8 * max(P, 1)))
-    if rows >= n_t:
-        eta = s @ w
-        mu = np.exp(eta + log_dtR)
-        mu_sum = mu.sum()
-        return mu_sum - c @ eta, (mu - c) @ s, eta, mu_sum
+    rows = max(512, _BLOCK_BYTES // (8 * max(P, 1)))  # one block when s fits in one
     eta = np.empty(n_t)
     grad = np.zeros(P)
     f = mu_sum = 0.0
@@ -435,8 +430,9 @@ def _foreign_blas() -> ThreadpoolController:
     """The BLAS libraries loaded by packages other than numpy (scipy's, in pip wheels)."""
     numpy_home = Path(np.__file__).resolve().parent
     owned = (str(numpy_home), str(numpy_home) + ".libs")
-    return ThreadpoolController().select(
-        filepath=[lib.filepath for lib in ThreadpoolController().lib_controllers
+    controller = ThreadpoolController()  # inspects every loaded library: made once
+    return controller.select(
+        filepath=[lib.filepath for lib in controller.lib_controllers
                   if lib.user_api == "blas" and not lib.filepath.startswith(owned)])
 
 

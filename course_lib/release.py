@@ -172,6 +172,8 @@ TREE_FOLDERS = ["chapters", "_ext"]
 INSTRUCTOR_PAGES = ["instructors"]
 #: course_lib's instructor-side code, left out of the tree (checks/ is replaced).
 PRIVATE_MODULES = ["checks", "grading", "release.py"]
+#: Build output and caches, never copied.
+_SKIPPED = {"__pycache__", ".ipynb_checkpoints", "_build", ".jupyter_cache"}
 
 _STUDENT_CHECKS = '''"""Exercise checks, student edition.
 
@@ -365,15 +367,16 @@ def student_tree(root: Path, dest: Path, repository: str | None = None) -> list[
         shutil.copy2(src, target)
         written.append(target)
 
+    def published(src: Path, rel: Path) -> bool:  # a source file, not a build or cache
+        return src.is_file() and not _SKIPPED & set(rel.parts) and src.suffix != ".pyc"
+
     for name in TREE_FILES:
         if (root / name).is_file():
             copy_file(root / name, name)
-    skip = {"__pycache__", ".ipynb_checkpoints", "_build", ".jupyter_cache"}
     for folder in TREE_FOLDERS:
         for src in sorted((root / folder).rglob("*")) if (root / folder).is_dir() else []:
-            rel = src.relative_to(root)
-            if src.is_file() and not skip & set(rel.parts) and src.suffix != ".pyc":
-                copy_file(src, rel.as_posix())
+            if published(src, src.relative_to(root)):
+                copy_file(src, src.relative_to(root).as_posix())
     # the book: its configuration, table of contents and pages, without the instructors'
     write("_config.yml", _retarget((root / "_config.yml").read_text(encoding="utf-8"), repository))
     toc = [line for line in (root / "_toc.yml").read_text(encoding="utf-8").splitlines(keepends=True)
@@ -400,8 +403,7 @@ def student_tree(root: Path, dest: Path, repository: str | None = None) -> list[
     package = root / "course_lib"
     for src in sorted(package.rglob("*")):
         rel = src.relative_to(package)
-        if src.is_file() and rel.parts[0] not in PRIVATE_MODULES and not skip & set(rel.parts) \
-                and src.suffix != ".pyc":
+        if rel.parts[0] not in PRIVATE_MODULES and published(src, rel):
             copy_file(src, f"course_lib/{rel.as_posix()}")
     init = (package / "__init__.py").read_text(encoding="utf-8")
     write("course_lib/__init__.py", "".join(

@@ -366,11 +366,16 @@ def _rows(out: Path) -> dict[str, dict]:
     return {r["submission"]: r for r in csv.DictReader(io.StringIO((out / "grades.csv").read_text()))}
 
 
-@pytest.fixture(scope="module")
-def batch(tmp_path_factory):
+def _sandboxed_base(tmp_path_factory, name: str) -> Path:
+    """A fresh folder for a module's batch; the test is skipped without the sandbox."""
     if not SANDBOXED:
         pytest.skip("needs root and bubblewrap (apt-get install bubblewrap), as in CI")
-    base = tmp_path_factory.mktemp("grading")
+    return tmp_path_factory.mktemp(name)
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    base = _sandboxed_base(tmp_path_factory, "grading")
     folder, out = base / "corpus", base / "out"
     canary = Canary()
     canary.start()
@@ -710,9 +715,7 @@ def test_a_scores_file_with_a_missing_column_is_rejected():
 
 @pytest.fixture(scope="module")
 def ex5(tmp_path_factory):
-    if not SANDBOXED:
-        pytest.skip("needs root and bubblewrap (apt-get install bubblewrap), as in CI")
-    base = tmp_path_factory.mktemp("ex5")
+    base = _sandboxed_base(tmp_path_factory, "ex5")
     folder, out = base / "submissions", base / "out"
     expect = corpus.build_ex5(folder)
     graded = grade(str(corpus.EX5), str(folder), "--out", str(out), "--jobs", "2",

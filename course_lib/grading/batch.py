@@ -37,6 +37,7 @@ from course_lib.grading.report import (
     feedback_markdown,
     feedback_names,
     grades_csv,
+    integrity_parts,
     results_json,
 )
 from course_lib.grading.sandbox import (
@@ -647,9 +648,8 @@ def _grade_locally(grader: Grader, submissions: list[Submission], todo: list[int
         futures = {pool.submit(grader.grade, submissions[k]): k for k in todo}
         for future in as_completed(futures):
             yield futures[future], future.result()
-    except BaseException:  # GeneratorExit too: the batch was interrupted
+    except BaseException:  # GeneratorExit too: grade_batch then kills the runs still going
         pool.shutdown(wait=False, cancel_futures=True)
-        grader.close()
         raise
     pool.shutdown()
 
@@ -778,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {r['submission']}: {r['status']}: {r['reason']}")
         print(f"grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}")
         for r in results:
-            flagged = [p["part"] for p in r.get("parts", []) if p.get("status") == "integrity"]
+            flagged = integrity_parts(r)
             if flagged:
                 print(f"  {r['submission']}: 0 for integrity on {', '.join(flagged)} (see its feedback)")
         if assignment.manual:

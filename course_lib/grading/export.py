@@ -55,11 +55,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_lib.grading.report import _cell_safe, _fmt, atomic_write
+from course_lib.grading.report import SCORED, _cell_safe, _fmt, atomic_write, part_points
 
 FORMATS = ("canvas", "gradescope", "csv")
-#: Statuses whose ``total`` is a score (see ``grades.csv``).
-SCORED = ("graded", "timeout", "crashed")
 
 _ALIASES = {
     "submission": ("submission", "submission_id", "submission id", "file", "notebook"),
@@ -244,19 +242,15 @@ def export(results: dict, roster: list[Student], fmt: str, column: str) -> tuple
         rows = [[s.name, s.student_id, s.email, _fmt(r["total"])] for s, r in scored]
         return _write_rows(["Name", "SID", "Email", "Score"], rows), problems
     parts = [p["part"] for p in results.get("parts", [])]
-
-    def points(r: dict) -> list[str]:
-        got = {p["part"]: p["points"] for p in r.get("parts", [])}
-        return [_fmt(got.get(p, 0.0)) if r["status"] in SCORED else "" for p in parts]
-
     rows = [[s.student_id, s.name, s.email, r["submission"], r["status"],
-             _fmt(r["total"]) if r["status"] in SCORED else "", max_total, *points(r)] for s, r in pairs]
+             _fmt(r["total"]) if r["status"] in SCORED else "", max_total, *part_points(r, parts)]
+            for s, r in pairs]
     by_sub = {r["submission"]: r for r in subs}
     for p in problems:
         if p.problem == "no roster entry":
             r = by_sub[p.submission]
             rows.append(["", "", "", r["submission"], r["status"],
-                         _fmt(r["total"]) if r["status"] in SCORED else "", max_total, *points(r)])
+                         _fmt(r["total"]) if r["status"] in SCORED else "", max_total, *part_points(r, parts)])
         elif p.problem == "no submission":
             s = next(s for s in roster if s.submission == p.submission and s.student_id == p.student_id)
             rows.append([s.student_id, s.name, s.email, s.submission, "missing", "", max_total, *[""] * len(parts)])

@@ -44,7 +44,14 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from course_lib.grading.report import atomic_write, feedback_markdown, feedback_names, grades_csv, results_json
+from course_lib.grading.report import (
+    SCORED,
+    atomic_write,
+    feedback_markdown,
+    feedback_names,
+    grades_csv,
+    results_json,
+)
 
 __all__ = [
     "ManualError",
@@ -62,8 +69,6 @@ __all__ = [
 
 #: Longest answer kept, in characters.
 MAX_ANSWER_CHARS = 20_000
-#: Rows whose points count.
-SCORED = ("graded", "timeout", "crashed")
 #: The text the release puts where a written answer goes.
 STUB = "YOUR ANSWER HERE"
 COLUMNS = ("submission_id", "part", "max_points", "points", "comment", "flag")
@@ -84,11 +89,6 @@ def submission_id(name: str) -> str:
 
 # ----------------------------------------------------------------------------------------
 # Collecting the answers (in the grader, from the validated submission)
-
-
-def _source(cell: dict) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
 
 
 def attach_answers(result: dict, assignment, plan) -> dict:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 #: Row statuses. ``pending`` only appears in files written while a batch is running.
 STATUSES = ("graded", "timeout", "crashed", "invalid", "error", "pending")
+#: Statuses whose ``total`` and part points are a score (the notebook ran, at least in part).
+SCORED = ("graded", "timeout", "crashed")
 
 _EXPLAIN = {
     "graded": "",
@@ -64,6 +66,25 @@ def _cell_safe(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def part_points(result: dict, parts: list[str]) -> list[str]:
+    """The points of each of ``parts`` in a result, as ``grades.csv`` writes them: empty for
+    a row that was not graded, 0 for a part whose check did not run."""
+    if result["status"] not in SCORED:
+        return [""] * len(parts)
+    points = {p["part"]: p["points"] for p in result.get("parts", [])}
+    return [_fmt(points.get(p, 0.0)) for p in parts]
+
+
+def integrity_parts(result: dict) -> list[str]:
+    """The parts of a result that got 0 for integrity."""
+    return [p["part"] for p in result.get("parts", []) if p.get("status") == "integrity"]
+
+
+def _manual_points(entry: dict | None) -> str:
+    """A hand-graded part's points, or ``pending`` until a score is merged."""
+    return "pending" if entry is None or entry.get("points") is None else _fmt(entry["points"])
+
+
 def grades_csv(results: list[dict], parts: list[str], manual: list[str] = ()) -> str:
     """``grades.csv``: submission, status, total, max_total, one column per autograded part,
     one per part graded by hand, ``integrity``, then ``submission_id``.
@@ -79,25 +100,14 @@ def grades_csv(results: list[dict], parts: list[str], manual: list[str] = ()) ->
     writer.writerow(["submission", "status", "total", "max_total", *parts, *manual,
                      "integrity", "submission_id"])
     for r in results:
-        scored = r["status"] in ("graded", "timeout", "crashed")
-        points = {p["part"]: p["points"] for p in r.get("parts", [])}
+        scored = r["status"] in SCORED
         by_hand = {m["part"]: m for m in r.get("manual") or []}
-        flagged = " ".join(p["part"] for p in r.get("parts", []) if p.get("status") == "integrity")
-
-        def manual_cell(part: str) -> str:
-            entry = by_hand.get(part)
-            if not scored:
-                return ""
-            if entry is None or entry.get("points") is None:
-                return "pending"
-            return _fmt(entry["points"])
-
         writer.writerow([
             _cell_safe(r["submission"]), r["status"],
             _fmt(r.get("total")) if scored else "", _fmt(r["max_total"]),
-            *((_fmt(points.get(p, 0.0)) if scored else "") for p in parts),
-            *(manual_cell(m) for m in manual),
-            flagged, r.get("submission_id", ""),
+            *part_points(r, parts),
+            *((_manual_points(by_hand.get(m)) if scored else "") for m in manual),
+            " ".join(integrity_parts(r)), r.get("submission_id", ""),
         ])
     return out.getvalue()
 
@@ -144,7 +154,7 @@ def feedback_markdown(result: dict, assignment_name: str) -> str:
     """
     status = result["status"]
     lines = [f"# Feedback on {_inline(result['submission'])}", ""]
-    scored = status in ("graded", "timeout", "crashed")
+    scored = status in SCORED
     score = f"**{_fmt(result.get('total'))} / {_fmt(result['max_total'])}**" if scored else "not graded"
     lines += [f"Assignment: {_inline(assignment_name)} · Score: {score} · Status: {status}", ""]
     if _EXPLAIN.get(status):
@@ -163,9 +173,8 @@ def feedback_markdown(result: dict, assignment_name: str) -> str:
             lines.append(f"| {p['part']} | {_fmt(p['points'])} / {_fmt(p['max_points'])} "
                          f"| {mark} {p['status']} |")
         for m in by_hand:
-            got = "pending" if m.get("points") is None else _fmt(m["points"])
             verdict = "graded by hand" if m.get("points") is not None else "to be graded by hand"
-            lines.append(f"| {m['part']} | {got} / {_fmt(m['max_points'])} | ✎ {verdict} |")
+            lines.append(f"| {m['part']} | {_manual_points(m)} / {_fmt(m['max_points'])} | ✎ {verdict} |")
         lines.append("")
         for p in parts:
             mark = "✔" if p["status"] == "passed" else "✘"
@@ -174,8 +183,7 @@ def feedback_markdown(result: dict, assignment_name: str) -> str:
             if p.get("hint"):
                 lines += [f"**Hint:** {_inline(p['hint'], 600)}", ""]
         for m in by_hand:
-            got = "pending" if m.get("points") is None else _fmt(m["points"])
-            lines += [f"## {m['part']} (graded by hand): {got} / {_fmt(m['max_points'])}", ""]
+            lines += [f"## {m['part']} (graded by hand): {_manual_points(m)} / {_fmt(m['max_points'])}", ""]
             if m.get("comment"):
                 lines += [_block(m["comment"]), ""]
             elif m.get("points") is None:
