@@ -773,18 +773,20 @@ class HierarchicalFit:
         -------
         arviz.InferenceData
             ``posterior`` holds every entry of ``samples`` except the nested units (chain,
-            draw and, for group parameters, a ``<group>`` dimension with the group labels);
+            draw and, for group parameters, a ``<group>_level`` dimension with the group
+            labels);
             ``sample_stats`` holds ``diverging`` (chain, draw).
         """
         az = _import_arviz()
         g = self.names["group"]
         skip = f"{g}:{self.names['nested']}"
         posterior = {k: v for k, v in self.samples.items() if k != skip}
-        dims = {k: [g] for k, v in posterior.items() if v.ndim == 3}
+        dim = f"{g}_level"  # not the group's own name, which is a variable here
+        dims = {k: [dim] for k, v in posterior.items() if v.ndim == 3}
         sample_stats = ({"diverging": np.asarray(self.diverging, dtype=bool)}
                         if self.diverging is not None else None)
         return az.from_dict(posterior=posterior, sample_stats=sample_stats,
-                            coords={g: np.asarray(self.group_levels)}, dims=dims)
+                            coords={dim: np.asarray(self.group_levels)}, dims=dims)
 
     def posterior_predictive(self, df: pd.DataFrame, num_draws: int = 200,
                              seed: int = 0) -> np.ndarray:
