@@ -83,6 +83,18 @@ def _check_real(value, name: str, positive: bool = False, nonnegative: bool = Fa
     return float(value)
 
 
+def _check_model_parameters(mouse_response_slope, baseline_log_power, baseline_sd,
+                            ceiling_log_power, response_sd, trial_sd, sample_shape) -> tuple:
+    """The generative model's parameters, validated: (kappa, mu_b, sd_b, L, tau, sd_t, a)."""
+    return (_check_real(mouse_response_slope, "mouse_response_slope"),
+            _check_real(baseline_log_power, "baseline_log_power"),
+            _check_real(baseline_sd, "baseline_sd", nonnegative=True),
+            _check_real(ceiling_log_power, "ceiling_log_power"),
+            _check_real(response_sd, "response_sd", nonnegative=True),
+            _check_real(trial_sd, "trial_sd", nonnegative=True),
+            _check_real(sample_shape, "sample_shape", positive=True))
+
+
 def simulate_lfp(
     n_mice: int = 8,
     n_trials: int = 30,
@@ -170,13 +182,9 @@ def simulate_lfp(
     n_trials = _check_int(n_trials, "n_trials", 1)
     n_samples = _check_int(n_samples, "n_samples", 1)
     seed = _check_int(seed, "seed", 0)
-    kappa = _check_real(mouse_response_slope, "mouse_response_slope")
-    mu_b = _check_real(baseline_log_power, "baseline_log_power")
-    sd_b = _check_real(baseline_sd, "baseline_sd", nonnegative=True)
-    ceiling = _check_real(ceiling_log_power, "ceiling_log_power")
-    tau = _check_real(response_sd, "response_sd", nonnegative=True)
-    sd_t = _check_real(trial_sd, "trial_sd", nonnegative=True)
-    shape = _check_real(sample_shape, "sample_shape", positive=True)
+    kappa, mu_b, sd_b, ceiling, tau, sd_t, shape = _check_model_parameters(
+        mouse_response_slope, baseline_log_power, baseline_sd, ceiling_log_power, response_sd,
+        trial_sd, sample_shape)
 
     rng = np.random.default_rng(seed)
     n_trials_mouse = 2 * n_trials
@@ -321,13 +329,9 @@ def simulate_power(
     n_sims = _check_int(n_sims, "n_sims", 10)
     seed = _check_int(seed, "seed", 0)
     n_samples = _check_int(n_samples, "n_samples", 1)
-    kappa = _check_real(mouse_response_slope, "mouse_response_slope")
-    mu_b = _check_real(baseline_log_power, "baseline_log_power")
-    sd_b = _check_real(baseline_sd, "baseline_sd", nonnegative=True)
-    ceiling = _check_real(ceiling_log_power, "ceiling_log_power")
-    tau = _check_real(response_sd, "response_sd", nonnegative=True)
-    sd_t = _check_real(trial_sd, "trial_sd", nonnegative=True)
-    shape = _check_real(sample_shape, "sample_shape", positive=True)
+    kappa, mu_b, sd_b, ceiling, tau, sd_t, shape = _check_model_parameters(
+        mouse_response_slope, baseline_log_power, baseline_sd, ceiling_log_power, response_sd,
+        trial_sd, sample_shape)
     alpha = _check_real(alpha, "alpha")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
