@@ -568,6 +568,20 @@ class LmerFit:
         """An lme4-style summary; print it to read it."""
         return LmerSummary(self)
 
+    # ---- small-sample inference (lmerTest) ------------------------------------------------
+    @cached_property
+    def _satterthwaite(self):
+        from course_lib.mixed.inference import Satterthwaite
+        with _blas_threads(self.pls):
+            return Satterthwaite(self)
+
+    def coef_table(self, ddf: str = "Satterthwaite") -> pd.DataFrame:
+        """Fixed effects with Satterthwaite's df and p-values, as lmerTest's ``summary``:
+        columns Estimate, Std. Error, df, t value, Pr(>|t|). ``ddf="lme4"`` gives lme4's
+        table without df. See :mod:`course_lib.mixed.inference`."""
+        from course_lib.mixed.inference import coef_table
+        return coef_table(self, ddf)
+
     def _summary_extra_lines(self) -> list[str]:
         lines = []
         if self.frame.has_weights:
@@ -596,8 +610,11 @@ def _is_na(value) -> bool:
 # Model comparison
 # --------------------------------------------------------------------------------------------
 
-def anova(*fits: LmerFit, names: list[str] | None = None, refit: bool = True) -> pd.DataFrame:
-    """Likelihood-ratio tests between nested models, as lme4's ``anova``.
+def anova(*fits: LmerFit, names: list[str] | None = None, refit: bool = True,
+          ddf: str = "Satterthwaite") -> pd.DataFrame:
+    """Likelihood-ratio tests between nested models, as lme4's ``anova``; with one fit,
+    lmerTest's type III F tests of its fixed-effect terms (see
+    :func:`course_lib.mixed.inference.anova_table`).
 
     REML fits are refitted with maximum likelihood first (lme4's default ``refit = TRUE``:
     REML criteria of models with different fixed effects are not comparable). With
@@ -613,12 +630,17 @@ def anova(*fits: LmerFit, names: list[str] | None = None, refit: bool = True) ->
         Row labels, one per fit in the order given; ``model1``, ``model2``... by default.
     refit : bool, default True
         Refit REML fits by ML before comparing.
+    ddf : {"Satterthwaite"}
+        Denominator degrees of freedom of the F tests of a single fit.
 
     Returns
     -------
     pandas.DataFrame
         Columns npar, AIC, BIC, logLik, deviance, Chisq, Df, Pr(>Chisq), one row per model.
     """
+    if len(fits) == 1 and isinstance(fits[0], LmerFit):
+        from course_lib.mixed.inference import anova_table
+        return anova_table(fits[0], ddf)
     if len(fits) < 2:
         raise ValueError(f"anova compares two or more fits, got {len(fits)}")
     for k, f in enumerate(fits):
