@@ -199,7 +199,11 @@ class BlockedPLS:
             M -= (C @ C.T).toarray() if sp.issparse(C) else C @ C.T
         M.flat[self._diag_z] += 1.0
         try:
-            LRR = scipy.linalg.cholesky(M, lower=True, overwrite_a=True, check_finite=False)
+            if isinstance(C, _ScaledEntries):  # M holds its lower triangle only
+                LRR = scipy.linalg.cholesky(M, lower=True, overwrite_a=True,
+                                            check_finite=False)
+            else:  # M is symmetric: numpy's call costs less on small blocks
+                LRR = np.linalg.cholesky(M)
         except np.linalg.LinAlgError:
             return None
         d = np.diagonal(LRR)
