@@ -81,6 +81,17 @@ def test_simulated_responses_have_the_models_mean_and_variance():
     assert sims.var(axis=1).mean() == pytest.approx(var, rel=0.05)
 
 
+def test_simulate_on_a_planned_design_uses_the_fitted_parameters():
+    fit = lmer("Reaction ~ Days + (Days | Subject)", load_sleepstudy())
+    plan = pd.DataFrame({"Subject": np.repeat([f"new{k}" for k in range(300)], 10),
+                         "Days": np.tile(np.arange(10), 300)})
+    sims = fit.simulate(1, seed=5, newdata=plan)[:, 0]
+    plan = plan.assign(Reaction=sims)
+    refit = lmer("Reaction ~ Days + (Days | Subject)", plan)
+    np.testing.assert_allclose(refit.fixef, fit.fixef, rtol=0.05)
+    assert refit.sigma == pytest.approx(fit.sigma, rel=0.05)
+
+
 def test_a_thousand_refits_of_a_chapter4_sized_model_take_seconds():
     rng = np.random.default_rng(0)
     mouse = np.repeat(np.arange(8), 60)

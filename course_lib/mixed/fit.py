@@ -620,17 +620,24 @@ class LmerFit:
             return intervals.boot_intervals(self, level, int(nsim), seed, progress)
         raise ValueError(f"method must be 'profile', 'Wald' or 'boot', got {method!r}")
 
-    def simulate(self, nsim: int = 1, seed: int = 0) -> np.ndarray:
+    def simulate(self, nsim: int = 1, seed: int = 0,
+                 newdata: pd.DataFrame | None = None) -> np.ndarray:
         """Responses simulated from the fitted model (lme4's ``simulate``, ``use.u=FALSE``):
         new random effects b ~ N(0, sigma^2 Lambda Lambda^T) and new noise for each
-        replicate, on the fitted rows.
+        replicate, on the fitted rows or on the rows of ``newdata`` (a planned design with
+        the predictor and grouping columns; its levels need not be the fitted ones).
 
         Returns
         -------
-        numpy.ndarray, shape (nobs, nsim)
+        numpy.ndarray, shape (rows, nsim)
         """
         if not isinstance(nsim, int | np.integer) or nsim < 1:
             raise ValueError(f"nsim must be a positive integer, got {nsim!r}")
+        if newdata is not None:
+            from course_lib.mixed.power import simulate_lmm
+            covs = [self.sigma ** 2 * lam @ lam.T for lam in self._lambda]
+            return simulate_lmm(self.formula, newdata, self.fixef.to_dict(), covs, self.sigma,
+                                nsim, seed)
         rng = np.random.default_rng(seed)
         mean = self.X @ self.fixef.to_numpy() + self.frame.offset
         out = np.empty((self.nobs, nsim))
