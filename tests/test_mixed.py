@@ -436,8 +436,9 @@ def test_anova_rejects_bad_input(fits, data):
 
 
 # Fits on which BFGS from statsmodels' default start stalled far from the optimum (the
-# engine before this one); lmer must reach lme4's optimum. Values: tests/reference/lme4_hard_starts.R (R 4.2.2,
-# lme4 1.1-31, bobyqa rhoend = 1e-12): REMLcrit, fixef, as.data.frame(VarCorr(fit))$vcov.
+# engine before this one); lmer must reach lme4's optimum. Values:
+# tests/reference/lme4_hard_starts.R (R 4.2.2, lme4 1.1-31, bobyqa rhoend = 1e-12): REMLcrit,
+# fixef, as.data.frame(VarCorr(fit))$vcov.
 HARD_STARTS = {
     "pixel_linear_slopes": (
         "pixel ~ 1 + day + (1 + day | Dog)", None,

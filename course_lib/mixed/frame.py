@@ -26,7 +26,7 @@ import pandas as pd
 import patsy
 
 from course_lib._validate import require_columns, require_numeric
-from course_lib.mixed.formula import ParsedFormula, _names_in, _used_columns
+from course_lib.mixed.formula import ParsedFormula, _used_columns
 
 #: R's ``qr()`` tolerance for a column to count as linearly dependent on earlier ones.
 RANK_TOL = 1e-7
