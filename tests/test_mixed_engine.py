@@ -204,6 +204,7 @@ def test_offset_in_formula_equals_subtracting_it_from_the_response():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"weights": -np.ones(180)}, "weights must be positive"),
+    ({"weights": np.r_[np.nan, np.ones(179)]}, r"weights has 1 missing value\(s\)"),
     ({"weights": np.ones(5)}, r"weights must have one value per row of data \(180\)"),
     ({"weights": "nope"}, "column 'nope' not found"),
     ({"offset": "Subject"}, "column 'Subject' of data must be numeric"),
