@@ -290,13 +290,18 @@ class BlockedPLS:
         """beta and the spherical random effects u (one (levels, q) array per term)."""
         L, mZ, p = f.LRR, self.mZ, self.p
         Lxx = L[mZ:mZ + p, mZ:mZ + p]
-        beta = scipy.linalg.solve_triangular(Lxx, L[-1, mZ:mZ + p], lower=True, trans="T")
+        beta = (scipy.linalg.solve_triangular(Lxx, L[-1, mZ:mZ + p], lower=True, trans="T",
+                                              check_finite=False) if p else np.zeros(0))
         rhs_r = L[-1, :mZ] - L[mZ:mZ + p, :mZ].T @ beta
-        u_r = scipy.linalg.solve_triangular(L[:mZ, :mZ], rhs_r, lower=True, trans="T")
+        u_r = (scipy.linalg.solve_triangular(L[:mZ, :mZ], rhs_r, lower=True, trans="T",
+                                             check_finite=False) if mZ else np.zeros(0))
         C = self.coupling(f)
         coef = np.concatenate([-u_r, -beta, [1.0]])  # y row minus X rows and Z rows
         rhs_1 = np.asarray(C.T @ coef).ravel().reshape(self.m1, self.q1)
-        u1 = np.linalg.solve(np.swapaxes(f.L11, 1, 2), rhs_1[..., None])[..., 0]
+        if self.q1 == 1:
+            u1 = rhs_1 / f.L11[:, :, 0]
+        else:  # u1_j = L11_j^-T rhs_j
+            u1 = np.einsum("jba,jb->ja", np.linalg.inv(f.L11), rhs_1)
         us = [u1]
         for k, t in enumerate(self.rest_terms):
             a, b = self.rest_offsets[k], self.rest_offsets[k + 1]
