@@ -34,10 +34,14 @@ def bobyqa(f, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray | None = None
     if len(x0) == 0:
         return x0, float(f(x0)), 1
     count = [0]
+    best = [np.inf, None]
 
     def objective(x, grad):
         count[0] += 1
-        return float(f(x))
+        value = float(f(x))
+        if value < best[0]:
+            best[0], best[1] = value, np.array(x)
+        return value
 
     opt = nlopt.opt(nlopt.LN_BOBYQA, len(x0))
     opt.set_min_objective(objective)
@@ -50,10 +54,9 @@ def bobyqa(f, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray | None = None
         opt.set_initial_step(initial_step)
     start = np.clip(x0, lower, upper)
     try:
-        x = np.asarray(opt.optimize(start))
-    except nlopt.RoundoffLimited:  # the best point so far is as good as the tolerances allow
-        x = np.asarray(opt.last_optimum_result())
-    value = opt.last_optimum_value()
-    if not np.isfinite(value):
-        x, value = start, float(f(start))
-    return x, float(value), count[0]
+        opt.optimize(start)
+    except nlopt.RoundoffLimited:  # the best point seen is as good as round-off allows
+        pass
+    if best[1] is None:
+        return start, float(f(start)), count[0] + 1
+    return best[1], best[0], count[0]
