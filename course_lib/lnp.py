@@ -220,7 +220,7 @@ def _penalty(penalty: str) -> str:
 
 def gaussian_rf(D: int = 15, width: float = 2.0, center=None, normalize: str = "norm"
                 ) -> np.ndarray:
-    """A Gaussian-blob receptive field on a ``D`` × ``D`` grid, normalised to unit norm or sum.
+    r"""A Gaussian-blob receptive field on a ``D`` × ``D`` grid, normalised to unit norm or sum.
 
     The normalisation sets the neuron's firing rate. With white noise of variance ``v``
     (:func:`sample_lnp`) the drive :math:`w^\top s_t` is :math:`N(0, v \lVert w\rVert^2)`,
