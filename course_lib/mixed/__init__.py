@@ -38,6 +38,10 @@ The package, read in this order
     ``lmer``, the fit object with lme4's accessors, ``anova``.
 :mod:`~course_lib.mixed.inference`
     Satterthwaite's degrees of freedom (lmerTest): ``fit.coef_table()``, ``anova(fit)``.
+:mod:`~course_lib.mixed.intervals`
+    ``fit.confint(method="profile" | "Wald" | "boot")`` with lme4's row names.
+:mod:`~course_lib.mixed.power`
+    simulation from stated parameters and power curves, in the manner of R's simr.
 :mod:`~course_lib.mixed.glmm`
     ``glmer``: Poisson and binomial GLMMs by Laplace's approximation.
 """
@@ -56,6 +60,6 @@ from course_lib.mixed.formula import ParsedFormula, RandomTerm, parse_formula
 from course_lib.mixed.frame import RankDeficiencyWarning
 from course_lib.mixed.summary import LmerSummary
 
-__all__ = ["lmer", "glmer", "GlmerFit", "anova", "parse_formula", "LmerFit", "LmerSummary", "RandomTerm",
-           "ParsedFormula", "GRADIENT_TOL", "OPTIMIZER", "SINGULAR_TOL", "ConvergenceWarning",
-           "RankDeficiencyWarning"]
+__all__ = ["lmer", "glmer", "GlmerFit", "anova", "parse_formula", "LmerFit", "LmerSummary",
+           "RandomTerm", "ParsedFormula", "GRADIENT_TOL", "OPTIMIZER", "SINGULAR_TOL",
+           "ConvergenceWarning", "RankDeficiencyWarning"]
