@@ -72,7 +72,7 @@ def test_assignment_gives_parts_points_and_answer_names_from_its_check_cells():
     assert [p.part for p in a.parts] == corpus.PARTS
     assert {p.part: p.points for p in a.parts} == corpus.FULL
     assert a.parts[0].names == ("fit_ols",) and a.parts[0].check_id == "ex1-fit-ols-check"
-    assert a.max_total == 4
+    assert a.max_total == 5  # 4 autograded points and the written part ex1-judgement (1)
     a.check_registry()  # the metadata's points agree with the registry
 
 
@@ -441,7 +441,7 @@ def test_every_submission_gets_the_right_status_and_points(batch):
                 wrong.append(f"{name}: the judge passed {judged}, want {want.judged}")
             if row["integrity"] != " ".join(corpus.PARTS):
                 wrong.append(f"{name}: integrity column {row['integrity']!r}, want every part")
-        assert row["max_total"] == "4"
+        assert row["max_total"] == "5"
     assert not wrong, "\n".join(wrong)
 
 
@@ -492,7 +492,7 @@ def test_each_student_gets_feedback_with_verdicts_and_hints_but_no_check_code(ba
     assert files == sorted(feedback_names(list(batch.expect)).values())
     assert all("/" not in f and not f.startswith(".") for f in files)
     mistake = (batch.out / "feedback" / "mistake-se-divide-by-n.ipynb.md").read_text()
-    assert "Status: graded" in mistake and "**3 / 4**" in mistake
+    assert "Status: graded" in mistake and "**3 / 5**" in mistake
     assert "**Hint:** you divided the residual sum of squares by n; divide by n − p" in mistake
     crashed = (batch.out / "feedback" / "os-exit.ipynb.md").read_text()
     assert "The notebook did not finish" in crashed and "not run: the notebook crashed" in crashed
@@ -730,7 +730,7 @@ def test_a_part_that_uses_the_library_function_it_asks_for_gets_0_and_the_rest_i
     rows = _rows(ex5.out)
     for name, want in ex5.expect.items():
         row, result = rows[name], ex5.results[name]
-        assert row["status"] == "graded" and row["max_total"] == "10", row
+        assert row["status"] == "graded" and row["max_total"] == "11.5", row
         assert {p: float(row[p]) for p in corpus.EX5_FULL} == want["points"], (name, row)
         assert float(row["total"]) == sum(want["points"].values())  # written answers pending
         assert all(row[p] == "pending" for p in corpus.EX5_MANUAL)
@@ -793,7 +793,7 @@ def test_merging_scores_adds_them_to_the_grades_and_a_bad_file_changes_nothing(e
         assert {p: p.read_bytes() for p in before} == before, f"{case}: a bad file changed the grades"
         assert not (out / "manual.json").exists()
     merged = grade(str(corpus.EX5), str(ex5.folder), "--out", str(out), "--manual", str(ok))
-    assert merged.returncode == 0 and "6 answers scored, 4 pending" in merged.stdout, merged.stderr
+    assert merged.returncode == 0 and "6 answers scored, 14 pending" in merged.stdout, merged.stderr
     after = _rows(out)
     for name, want in ex5.expect.items():
         extra = 2.0 if name == "ex5-correct.ipynb" else 1.5
@@ -802,7 +802,7 @@ def test_merging_scores_adds_them_to_the_grades_and_a_bad_file_changes_nothing(e
     assert after["ex5-correct.ipynb"]["ex5-derivation"] == "1.5" and after["ex5-correct.ipynb"]["total"] == "9.5"
     assert after["integrity-alias.ipynb"]["ex5-alpha-answer"] == "pending"
     feedback = (out / "feedback" / "ex5-correct.ipynb.md").read_text()
-    assert "**9.5 / 10**" in feedback and "sign of the gradient, see the model answer" in feedback
+    assert "**9.5 / 11.5**" in feedback and "sign of the gradient, see the model answer" in feedback
     assert "| ex5-derivation | 1.5 / 2 | ✎ graded by hand |" in feedback
     # grading again (all from the cache) keeps the merged scores
     merged_csv = (out / "grades.csv").read_bytes()

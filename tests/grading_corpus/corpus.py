@@ -438,7 +438,8 @@ EX5_FULL = {
     "ex5-rf-plot": 0.5, "ex5-binning": 0.5, "ex5-lagged": 1.0, "ex5-lagged-plots": 0.5,
     "ex5-svd": 0.5, "ex5-space-time-plots": 0.5, "ex5-ridge": 1.0, "ex5-alpha-plots": 0.5,
 }
-EX5_MANUAL = {"ex5-derivation": 2.0, "ex5-alpha-answer": 0.5}
+EX5_MANUAL = {"ex5-derivation": 2.0, "ex5-alpha-answer": 0.5, "ex5-lasso": 1.0,
+              "ex5-choose-penalty": 0.5}
 
 # Each cheat is right (its part's check passes on it) and uses course_lib's implementation
 # of the function the part asks for, in a different way; the functions that build on it
