@@ -10,4 +10,4 @@ COURSE_VENV=.venv-lab COURSE_REQUIREMENTS=binder/requirements.txt \
 # is left alone).
 export JUPYTER_CONFIG_DIR="$PWD/.venv-lab/etc/jupyter"
 [ -f "$JUPYTER_CONFIG_DIR/labconfig/default_setting_overrides.json" ] || bash binder/postBuild
-exec jupyter lab --ServerApp.root_dir="$PWD" --ServerApp.default_url=/lab/tree/exercises/student "$@"
+exec jupyter lab --ServerApp.root_dir="$PWD" --LabApp.default_url=/lab/tree/exercises/student "$@"
