@@ -36,7 +36,7 @@ SETS = {"today (requirements.txt)": ROOT / "requirements.txt",
         "lean (binder/requirements.txt)": ROOT / "binder" / "requirements.txt"}
 #: Distributions students never need: tests, the website build, the grader, Binder's own checker.
 TOOLING = ["pytest", "nbval", "playwright", "jupyter-book", "sphinx", "myst-nb", "jupyter-repo2docker",
-           "build", "nbclient", "dask", "distributed", "docker"]
+           "build", "dask", "distributed", "docker"]  # (nbclient comes with JupyterLab: nbconvert)
 
 
 def plan() -> list[str]:
@@ -47,7 +47,7 @@ def plan() -> list[str]:
     if proc.returncode != 0:
         raise SystemExit(f"repo2docker --no-build failed:\n{proc.stderr[-2000:]}")
     return [line for line in proc.stdout.splitlines()
-            if re.search(r"pip install .*-r|postBuild|^COPY .*requirements", line)]
+            if not line.lstrip().startswith("#") and re.search(r"pip install .*-r|postBuild|^COPY .*requirements", line)]
 
 
 def measure(requirements: Path, scratch: Path) -> dict:
