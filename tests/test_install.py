@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: What a student's notebook imports (every course_lib module but the instructors' grading
 #: and release, which need the [grade] and [dev] extras).
 STUDENT_MODULES = ["course_lib", "course_lib.datasets", "course_lib.regression", "course_lib.mixed",
-                   "course_lib.pet", "course_lib.pooling", "course_lib.lfp", "course_lib.bayes",
+                   "course_lib.pet", "course_lib.designs", "course_lib.pooling", "course_lib.lfp", "course_lib.bayes",
                    "course_lib.lnp", "course_lib.checks", "course_lib.book", "course_lib.plotting"]
 
 STUDENT_SCRIPT = r'''
@@ -40,6 +40,8 @@ shapes = {name: list(datasets.load_dataset(name).shape) for name in datasets.lis
 neuron = lnp.load_recorded_neuron()
 grasshopper = lnp.load_grasshopper(1)
 set_style()
+from course_lib.mixed import lmer  # the lme4-class engine, on NLopt's BOBYQA
+fit = lmer("Reaction ~ 1 + Days + (1 + Days | Subject)", datasets.load_sleepstudy())
 glue("b1", np.float64(10.47))  # no myst-nb here: checked, glued nowhere
 verdict = checks.run("ex1-fit-ols", lambda X, y: np.linalg.solve(X.T @ X, X.T @ y))
 wrong = checks.run("ex1-fit-ols", lambda X, y: np.zeros(X.shape[1]))
@@ -57,6 +59,8 @@ print(json.dumps({
     "verdict": [verdict.status, verdict.points, str(verdict)],
     "wrong": [wrong.status, wrong.points],
     "grading": grading,
+    "fixef": {k: float(v) for k, v in fit.fixef.items()},
+    "fixef_se": {k: float(v) for k, v in fit.fixef_se.items()},
 }))
 '''
 
@@ -111,6 +115,12 @@ def test_installed_wheel_imports_every_student_module_loads_its_data_and_judges_
     assert result["neuron_spikes"] > 0 and result["grasshopper_spikes"] > 0
     assert result["verdict"][:2] == ["passed", 1], result["verdict"]
     assert result["wrong"] == ["failed", 0]
+    # the mixed-model engine runs on the declared dependencies: lme4 1.1-31's sleepstudy fit
+    lme4 = json.loads((ROOT / "tests" / "reference" / "lme4_reference.json").read_text())["fits"]
+    want = lme4["sleep_correlated_reml"]
+    for what in ("fixef", "fixef_se"):
+        for name, value in want[what].items():
+            assert result[what][name] == pytest.approx(value, rel=1e-4), (what, name)
     # the grader's dependencies are an extra, and the error says which
     assert 'pip install "course_lib[grade]"' in result["grading"], result["grading"]
 
