@@ -418,3 +418,14 @@ def test_chapter_notebook_holds_the_chapters_cells_and_an_install_cell(tmp_path)
     assert [c.source for c in nb.cells if c.id != COLAB_INSTALL_ID] == [c.source for c in source.cells]
     assert nb.metadata["kernelspec"]["name"] == "python3" and "jupytext" not in nb.metadata
     assert len({c.id for c in nb.cells}) == len(nb.cells)
+
+
+def test_colab_cells_refuse_a_repository_url_that_is_not_github(tmp_path):
+    from course_lib.release import course_repository
+
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://gitlab.com/a/b\n  branch: main\n")
+    with pytest.raises(ValueError, match="repository.url must be https://github.com/OWNER/NAME, got https://gitlab.com/a/b"):
+        course_repository(tmp_path)
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/a/b.git\n  branch: dev\n")
+    assert course_repository(tmp_path) == ("a/b", "dev")
+    assert course_repository(ROOT) == ("mixed-models-neuro/course", "main")
