@@ -36,6 +36,14 @@ The package, read in this order
     the blocked Cholesky factor and the profiled deviance (the numerical heart).
 :mod:`~course_lib.mixed.fit`
     ``lmer``, the fit object with lme4's accessors, ``anova``.
+:mod:`~course_lib.mixed.inference`
+    Satterthwaite's degrees of freedom (lmerTest): ``fit.coef_table()``, ``anova(fit)``.
+:mod:`~course_lib.mixed.intervals`
+    ``fit.confint(method="profile" | "Wald" | "boot")`` with lme4's row names.
+:mod:`~course_lib.mixed.power`
+    simulation from stated parameters and power curves, in the manner of R's simr.
+:mod:`~course_lib.mixed.glmm`
+    ``glmer``: Poisson and binomial GLMMs by Laplace's approximation.
 """
 
 from course_lib.mixed.fit import (
@@ -47,10 +55,11 @@ from course_lib.mixed.fit import (
     anova,
     lmer,
 )
+from course_lib.mixed.glmm import GlmerFit, glmer
 from course_lib.mixed.formula import ParsedFormula, RandomTerm, parse_formula
 from course_lib.mixed.frame import RankDeficiencyWarning
 from course_lib.mixed.summary import LmerSummary
 
-__all__ = ["lmer", "anova", "parse_formula", "LmerFit", "LmerSummary", "RandomTerm",
+__all__ = ["lmer", "glmer", "GlmerFit", "anova", "parse_formula", "LmerFit", "LmerSummary", "RandomTerm",
            "ParsedFormula", "GRADIENT_TOL", "OPTIMIZER", "SINGULAR_TOL", "ConvergenceWarning",
            "RankDeficiencyWarning"]

@@ -143,6 +143,36 @@ class _Design:
 
 
 
+def _simple_columns(lhs: str, data: pd.DataFrame) -> tuple[list[str], np.ndarray] | None:
+    """The model matrix of a formula part made only of 1, 0 and numeric columns
+    (``1 + Days``, ``0 + Days``, ``day``), built directly: patsy would take longer than the
+    whole rest of a small fit. None for anything else, which patsy then builds."""
+    parts = [p.strip() for p in lhs.split("+")]
+    if any(p not in ("0", "1") and not (p in data.columns and
+                                        pd.api.types.is_numeric_dtype(data[p]) and
+                                        not pd.api.types.is_bool_dtype(data[p]))
+           for p in parts) or "-" in lhs:
+        return None
+    names = (["(Intercept)"] if "0" not in parts else []) + [p for p in parts
+                                                             if p not in ("0", "1")]
+    if len(set(names)) != len(names) or not names:
+        return None
+    cols = [np.ones(len(data)) if n == "(Intercept)" else data[n].to_numpy(dtype=float)
+            for n in names]
+    return names, np.column_stack(cols)
+
+
+@dataclass(frozen=True)
+class _SimpleDesign:
+    """Stands in for a patsy design of numeric columns when new data come in."""
+
+    names: list[str]
+
+    def matrix(self, data: pd.DataFrame) -> np.ndarray:
+        return np.column_stack([np.ones(len(data)) if n == "(Intercept)"
+                                else data[n].to_numpy(dtype=float) for n in self.names])
+
+
 def _evaluate(text: str, data: pd.DataFrame, what: str) -> np.ndarray:
     """One numeric column from an expression of the data (``y``, ``log(y)``, ``log(t)``)."""
     if text in data.columns:
@@ -198,7 +228,7 @@ class ModelFrame:
     data: pd.DataFrame
     y: np.ndarray
     X: np.ndarray
-    design: _Design
+    design: _Design | _SimpleDesign
     keep: np.ndarray
     names: list[str]
     weights: np.ndarray
@@ -211,7 +241,7 @@ class ModelFrame:
         """X for new rows, with the same columns (and the same scale() centring)."""
         try:
             return self.design.matrix(newdata)[:, self.keep]
-        except (patsy.PatsyError, NameError, TypeError) as err:
+        except (patsy.PatsyError, NameError, TypeError, KeyError) as err:
             raise ValueError(f"cannot build the fixed-effects matrix for newdata: {err}"
                              ) from None
 
@@ -259,7 +289,11 @@ def model_frame(parsed: ParsedFormula, data: pd.DataFrame, weights=None, offset=
     y = _evaluate(parsed.response, rows, "response")
     if not np.all(np.isfinite(y)):
         raise ValueError(f"the response {parsed.response!r} has non-finite values")
-    design, X = _Design.build(parsed.fixed, rows)
+    simple = _simple_columns(parsed.fixed, rows)
+    if simple is not None:  # numeric columns only: no need for patsy's machinery
+        design, X = _SimpleDesign(simple[0]), simple[1]
+    else:
+        design, X = _Design.build(parsed.fixed, rows)
     keep = _independent_columns(X)
     names = [design.names[k] for k in keep]
     dropped = [n for k, n in enumerate(design.names) if k not in set(keep.tolist())]

@@ -204,8 +204,12 @@ def anova_table(fit, ddf: str = "Satterthwaite") -> pd.DataFrame:
 
 def _term_columns(fit) -> dict[str, list[int]]:
     """Columns of X that belong to each term of the fixed part (the intercept excluded)."""
-    info = fit.frame.design.info
+    design = fit.frame.design
     kept = {int(k): pos for pos, k in enumerate(fit.frame.keep)}
+    if not hasattr(design, "info"):  # numeric columns only: one column per term
+        return {n: [kept[k]] for k, n in enumerate(design.names)
+                if n != "(Intercept)" and k in kept}
+    info = design.info
     out = {}
     for term in info.terms:
         name = term.name()

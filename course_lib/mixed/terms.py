@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from course_lib.mixed.formula import RandomTerm
-from course_lib.mixed.frame import _Design
+from course_lib.mixed.frame import _Design, _simple_columns, _SimpleDesign
 
 
 def _label(value) -> str:
@@ -169,33 +169,3 @@ def random_terms(terms, data: pd.DataFrame) -> list[ReTerm]:
                 f"({b.n_levels * b.q}) for term {b.term}; the random-effects parameters and "
                 f"the residual variance are probably unidentifiable")
     return out
-
-
-def _simple_columns(lhs: str, data: pd.DataFrame) -> tuple[list[str], np.ndarray] | None:
-    """The model matrix of an lhs made only of 1, 0 and numeric columns (``1 + Days``,
-    ``0 + Days``, ``day``), built directly: patsy would take longer than the whole rest of
-    the set-up. None for anything else, which patsy then builds."""
-    parts = [p.strip() for p in lhs.split("+")]
-    if any(p not in ("0", "1") and not (p in data.columns and
-                                        pd.api.types.is_numeric_dtype(data[p]) and
-                                        not pd.api.types.is_bool_dtype(data[p]))
-           for p in parts) or "-" in lhs:
-        return None
-    names = (["(Intercept)"] if "0" not in parts else []) + [p for p in parts
-                                                             if p not in ("0", "1")]
-    if len(set(names)) != len(names) or not names:
-        return None
-    cols = [np.ones(len(data)) if n == "(Intercept)" else data[n].to_numpy(dtype=float)
-            for n in names]
-    return names, np.column_stack(cols)
-
-
-@dataclass(frozen=True)
-class _SimpleDesign:
-    """Stands in for a patsy design of a simple lhs when new data come in."""
-
-    names: list[str]
-
-    def matrix(self, data: pd.DataFrame) -> np.ndarray:
-        return np.column_stack([np.ones(len(data)) if n == "(Intercept)"
-                                else data[n].to_numpy(dtype=float) for n in self.names])
