@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-#: What a student's notebook imports (every course_lib module but the instructors' grading
-#: and release, which need the [grade] and [dev] extras).
-STUDENT_MODULES = ["course_lib", "course_lib.datasets", "course_lib.regression", "course_lib.mixed",
-                   "course_lib.pet", "course_lib.designs", "course_lib.pooling", "course_lib.lfp", "course_lib.bayes",
-                   "course_lib.lnp", "course_lib.checks", "course_lib.book", "course_lib.plotting"]
+#: What a student's notebook may import: every course_lib module but the instructors' grading
+#: (the [grade] extra) and release (an author's tool); not the data folder's scripts.
+STUDENT_MODULES = sorted(
+    ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    for path in (ROOT / "course_lib").rglob("*.py")
+    if not {"grading", "release.py", "data", "__pycache__"} & set(path.relative_to(ROOT).parts))
 
 STUDENT_SCRIPT = r'''
 import importlib, json, sys
@@ -91,6 +92,12 @@ def installed(tmp_path_factory):
     work = tmp / "elsewhere"
     work.mkdir()
     return tmp / "venv", wheel, work
+
+
+def test_student_modules_are_every_topic_module_and_the_checks():
+    assert {"course_lib", "course_lib.mixed", "course_lib.mixed.fit", "course_lib.lnp", "course_lib.checks",
+            "course_lib.checks.ex05", "course_lib.plotting"} <= set(STUDENT_MODULES)
+    assert not [m for m in STUDENT_MODULES if m.startswith(("course_lib.grading", "course_lib.release"))]
 
 
 def test_wheel_is_named_by_the_version_in_course_lib_init(installed):
