@@ -67,7 +67,7 @@ def chapter4_data() -> pd.DataFrame:
 
 
 def ours(refits: int) -> dict:
-    from test_mixed_glmm import make_data
+    from mixed_data import make_data
     from course_lib.datasets import load_sleepstudy
     from course_lib.mixed import glmer, lmer
     out = {}
@@ -94,7 +94,7 @@ def ours(refits: int) -> dict:
 def lme4(refits: int) -> dict | None:
     if shutil.which("Rscript") is None:
         return None
-    from test_mixed_glmm import make_data
+    from mixed_data import make_data
     with tempfile.TemporaryDirectory() as tmp:
         spec = {"glmer": []}
         for key, ref in REF.items():

@@ -15,7 +15,6 @@ so its standard errors, inherit that error: they differ from the exact Laplace o
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import warnings
 from functools import cache
@@ -27,15 +26,11 @@ import pytest
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from course_lib.mixed import glmer
+from mixed_data import make_data
 
 HERE = Path(__file__).parent / "reference" / "engine"
 REF = json.loads((HERE / "glmer_reference.json").read_text(encoding="utf-8"))["fits"]
 RTOL = 5e-4  # 3 significant figures, with a margin
-
-_spec = importlib.util.spec_from_file_location("engine_make_data_g", HERE / "make_data.py")
-make_data = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_data)
-
 
 @cache
 def fitted(key):

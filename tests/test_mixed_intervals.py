@@ -16,20 +16,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from course_lib.datasets import load_machines, load_sleepstudy
+from course_lib.datasets import load_sleepstudy
+from mixed_data import dataset
 from course_lib.mixed import lmer
 
 HERE = Path(__file__).parent / "reference" / "engine"
 REF = json.loads((HERE / "confint_reference.json").read_text(encoding="utf-8"))["fits"]
 
 
-def _data(name):
-    if name == "sleepstudy":
-        return load_sleepstudy()
-    if name == "Machines":
-        return load_machines()
-    from test_mixed_engine import dataset
-    return dataset(name)
+_data = dataset
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +108,6 @@ def test_a_thousand_refits_of_a_chapter4_sized_model_take_seconds():
 
 
 def test_profile_of_a_singular_fit_is_refused_offering_the_bootstrap():
-    from test_mixed_engine import dataset
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -33,7 +33,6 @@ import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
-import nlopt
 import numpy as np
 import pandas as pd
 import scipy.special
@@ -48,8 +47,9 @@ from course_lib.mixed.fit import (
 )
 from course_lib.mixed.formula import parse_formula
 from course_lib.mixed.frame import model_frame
+from course_lib.mixed.optimize import bobyqa
 from course_lib.mixed.pls import BlockedPLS
-from course_lib.mixed.summary import LmerSummary, _r_format, _table
+from course_lib.mixed.summary import LmerSummary, _quantile_block, _r_format, _table
 from course_lib.mixed.terms import random_terms
 
 #: PIRLS stops when the penalised deviance changes by less than this, relatively (lme4's
@@ -380,36 +380,14 @@ def _stage2(model: _Laplace, x: np.ndarray) -> float:
 
 
 def _optimise(model: _Laplace) -> tuple[np.ndarray, np.ndarray, int]:
-    count = [0]
+    """lme4's two stages: theta with beta inside PIRLS (nAGQ = 0), then theta and beta."""
     k = len(model.pls.theta0)
-
-    def run(objective, x0, lower):
-        opt = nlopt.opt(nlopt.LN_BOBYQA, len(x0))
-        opt.set_min_objective(objective)
-        opt.set_lower_bounds(lower)
-        opt.set_ftol_abs(GLMER_OPTIMIZER["ftol_abs"])
-        opt.set_xtol_rel(GLMER_OPTIMIZER["xtol_rel"])
-        opt.set_maxeval(GLMER_OPTIMIZER["maxeval"])
-        opt.set_initial_step(GLMER_OPTIMIZER["initial_step"])
-        try:
-            return np.asarray(opt.optimize(np.maximum(x0, lower)))
-        except nlopt.RoundoffLimited:
-            return np.asarray(opt.last_optimum_result())
-
-    def stage1(x, grad):
-        count[0] += 1
-        return model.pirls(x)
-
-    def stage2(x, grad):
-        count[0] += 1
-        return _stage2(model, x)
-
     lower = model.pls.lower
-    theta = run(stage1, model.pls.theta0, lower)
+    theta, _, n1 = bobyqa(model.pirls, model.pls.theta0, lower, **GLMER_OPTIMIZER)
     model.pirls(theta)  # beta at stage 1's optimum
-    x = run(stage2, np.append(theta, model.beta),
-            np.append(lower, np.full(model.p, -np.inf)))
-    return x[:k], x[k:], count[0]
+    x, _, n2 = bobyqa(lambda x: _stage2(model, x), np.append(theta, model.beta),
+                      np.append(lower, np.full(model.p, -np.inf)), **GLMER_OPTIMIZER)
+    return x[:k], x[k:], n1 + n2
 
 
 # --------------------------------------------------------------------------------------------
@@ -573,12 +551,7 @@ class GlmerSummary(LmerSummary):
                 " ".join(h.rjust(w) for h in heads), " ".join(c.rjust(w) for c in cells)]
 
     def _residuals(self) -> list[str]:
-        q = np.quantile(self.fit.resid("pearson"), [0, 0.25, 0.5, 0.75, 1])
-        cells = _r_format(q, 4)
-        heads = ["Min", "1Q", "Median", "3Q", "Max"]
-        w = max(len(c) for c in cells + heads)
-        return ["Scaled residuals: ", " ".join(h.rjust(w) for h in heads),
-                " ".join(c.rjust(w) for c in cells)]
+        return _quantile_block(np.quantile(self.fit.resid("pearson"), [0, 0.25, 0.5, 0.75, 1]))
 
     def _fixed(self) -> list[str]:
         f = self.fit
