@@ -577,10 +577,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.notebooks and Path("chapters").is_dir():  # the chapters' notebooks for Colab
         chapters = release_chapters(Path.cwd(), check_only=args.check)
         print(f"chapters/*.ipynb: {len(chapters)} {'STALE' if args.check else 'written'}")
-        stale += [c.with_suffix(".ipynb").name for c in chapters] if args.check else []
+        stale += [f"chapters/{c.with_suffix('.ipynb').name}" for c in chapters] if args.check else []
     if stale:
         print(
-            f"stale student copies: {', '.join(stale)}; run `python -m course_lib.release`",
+            f"stale copies: {', '.join(stale)}; run `python -m course_lib.release`",
             file=sys.stderr,
         )
         return 1
