@@ -14,7 +14,11 @@ and clears every output and execution count. Graded cells keep their ids and the
 ``metadata.course`` record (``part``, ``role``, ``points``), which the checks and the
 grader match on.
 
-Run ``python -m course_lib.release`` to regenerate every student copy, or
+Every student copy opens with an "Open in Colab" badge and a cell that installs
+``course_lib`` in Colab only (:func:`add_colab_cells`); ``chapters/NN-name.ipynb``, the
+chapters as notebooks for Colab, are made from the MyST chapters (:func:`release_chapters`).
+
+Run ``python -m course_lib.release`` to regenerate every student copy and chapter notebook, or
 ``python -m course_lib.release --check`` to fail when a committed copy has drifted.
 
 ``python -m course_lib.release --student-tree DIR [--repository OWNER/NAME]`` writes a
@@ -42,7 +46,8 @@ BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 _MARKER = re.compile(r"^(?P<indent>[ \t]*)### (?P<which>BEGIN|END) SOLUTION[ \t]*$")
 
-__all__ = ["strip_solutions", "make_student_notebook", "points_table", "release", "student_tree", "main"]
+__all__ = ["strip_solutions", "make_student_notebook", "points_table", "release", "student_tree", "main",
+           "course_repository", "add_colab_cells", "chapter_notebook", "release_chapters"]
 
 
 def strip_solutions(source: str, part: str, cell_type: str = "code") -> str:
@@ -141,6 +146,115 @@ def _serialise(nb: nbformat.NotebookNode) -> str:
     return json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
 
 
+# ----------------------------------------------------------------------------------------
+# Colab: an "Open in Colab" badge and an install cell on every student notebook, and the
+# chapters as notebooks Colab can open (it opens .ipynb only, not MyST Markdown)
+
+#: Ids of the cells the release adds for Colab (the grader keeps them as student cells).
+COLAB_BADGE_ID = "colab-badge"
+COLAB_INSTALL_ID = "colab-install"
+_COLAB_BADGE = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+                "(https://colab.research.google.com/github/{repository}/blob/{branch}/{path})")
+_COLAB_INSTALL = """\
+# Google Colab: install the course's package (course_lib, with its data) from the course's
+# repository. Elsewhere (Binder, your own JupyterLab, the grader) this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "course_lib @ git+https://github.com/{repository}@{branch}"], check=True)"""
+
+
+def course_repository(root: Path) -> tuple[str, str]:
+    """The GitHub repository (``owner/name``) and branch named by the book's ``_config.yml``.
+
+    Raises
+    ------
+    ValueError
+        If ``repository.url`` is not a ``https://github.com/owner/name`` address.
+    """
+    config = (Path(root) / "_config.yml").read_text(encoding="utf-8")
+    url = re.search(r"^repository:\s*\n(?:[ \t]+.*\n)*?[ \t]+url:\s*(\S+)", config, re.M)
+    branch = re.search(r"^repository:\s*\n(?:[ \t]+.*\n)*?[ \t]+branch:\s*(\S+)", config, re.M)
+    match = re.fullmatch(r"https://github\.com/([\w.-]+/[\w.-]+?)(?:\.git)?/?", url.group(1) if url else "")
+    if match is None:
+        raise ValueError(f"_config.yml: repository.url must be https://github.com/OWNER/NAME, "
+                         f"got {url.group(1) if url else 'nothing'}")
+    return match.group(1), branch.group(1) if branch else "main"
+
+
+def add_colab_cells(nb: nbformat.NotebookNode, path: str, repository: str, branch: str,
+                    badge: bool = True) -> nbformat.NotebookNode:
+    """Put an "Open in Colab" badge first and a Colab-only install cell before the first code cell.
+
+    Parameters
+    ----------
+    nb : NotebookNode
+        The notebook (changed in place, and returned).
+    path : str
+        The notebook's path in the repository, e.g. ``exercises/student/01-regression.ipynb``.
+    repository, branch : str
+        ``owner/name`` on GitHub and the branch (see :func:`course_repository`).
+    badge : bool
+        False for the install cell only (a chapter's page has the site's Colab button).
+    """
+    first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+    nb.cells.insert(first_code, nbformat.v4.new_code_cell(
+        _COLAB_INSTALL.format(repository=repository, branch=branch), id=COLAB_INSTALL_ID))
+    if badge:
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(
+            _COLAB_BADGE.format(repository=repository, branch=branch, path=path), id=COLAB_BADGE_ID))
+    return nb
+
+
+def chapter_notebook(chapter: Path, root: Path) -> str:
+    """The ``.ipynb`` that Colab (and the site's Colab button) opens for a MyST chapter:
+    its cells without outputs, a Colab install cell before the first code cell, stable cell ids.
+
+    The book builds from the ``.md`` (``_config.yml`` excludes ``chapters/*.ipynb``);
+    sphinx-book-theme points a page's launch buttons at a same-named ``.ipynb`` when one exists.
+    """
+    import jupytext  # imported here: an author's tool, not a student's
+
+    nb = jupytext.read(chapter)
+    nb.metadata = nbformat.NotebookNode(kernelspec=nb.metadata["kernelspec"])
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"{chapter.stem[:2]}-cell-{i}"
+    add_colab_cells(nb, chapter.relative_to(root).with_suffix(".ipynb").as_posix(),
+                    *course_repository(root), badge=False)
+    nbformat.validate(nb)
+    return _serialise(nb)
+
+
+def _student_with_colab(nb: nbformat.NotebookNode, source: Path) -> nbformat.NotebookNode:
+    """The student copy of the instructor notebook ``source`` (``exercises/NN-name.ipynb``),
+    with the Colab cells pointing at its committed copy in ``exercises/student/``."""
+    root = Path(source).resolve().parents[1]
+    return add_colab_cells(make_student_notebook(nb), f"exercises/student/{Path(source).name}",
+                           *course_repository(root))
+
+
+def release_chapters(root: Path, check_only: bool = False) -> list[Path]:
+    """Write (or, with ``check_only``, compare) ``chapters/NN-name.ipynb`` for every chapter.
+
+    Returns
+    -------
+    list of Path
+        The chapters whose notebook was stale (``check_only``) or was (re)written.
+    """
+    changed = []
+    for chapter in sorted((Path(root) / "chapters").glob("*.md")):
+        text, target = chapter_notebook(chapter, Path(root)), chapter.with_suffix(".ipynb")
+        if target.exists() and target.read_text(encoding="utf-8") == text:
+            continue
+        changed.append(chapter)
+        if not check_only:
+            target.write_text(text, encoding="utf-8")
+    return changed
+
+
 def release(source: Path, out_dir: Path, check_only: bool = False) -> bool:
     """Write (or, with ``check_only``, compare) the student copy of one notebook.
 
@@ -151,7 +265,7 @@ def release(source: Path, out_dir: Path, check_only: bool = False) -> bool:
     """
     nb = nbformat.read(source, as_version=4)
     nbformat.validate(nb)
-    text = _serialise(make_student_notebook(nb))
+    text = _serialise(_student_with_colab(nb, source))
     target = out_dir / source.name
     if check_only:
         return target.exists() and target.read_text(encoding="utf-8") == text
@@ -166,8 +280,8 @@ def release(source: Path, out_dir: Path, check_only: bool = False) -> bool:
 #: The repository the course's own links name (Binder, download, the book's buttons).
 UPSTREAM = "mixed-models-neuro/course"
 #: Files and folders copied as they are (when they exist).
-TREE_FILES = ["references.bib", "requirements.txt", "runtime.txt", "postBuild", ".gitignore"]
-TREE_FOLDERS = ["chapters", "_ext"]
+TREE_FILES = ["references.bib", "requirements.txt", ".gitignore"]
+TREE_FOLDERS = ["chapters", "_ext", "binder"]
 #: Book pages only instructors need: left out of the tree and its table of contents.
 INSTRUCTOR_PAGES = ["instructors"]
 #: course_lib's instructor-side code, left out of the tree (checks/ is replaced).
@@ -352,7 +466,7 @@ def student_tree(root: Path, dest: Path, repository: str | None = None) -> list[
     for path in instructor:  # first, so that a bad notebook leaves nothing half-written
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
-        students[path.name] = _serialise(make_student_notebook(nb))
+        students[path.name] = _retarget(_serialise(_student_with_colab(nb, path)), repository)
     written: list[Path] = []
 
     def write(rel: str, text: str) -> None:
@@ -377,6 +491,8 @@ def student_tree(root: Path, dest: Path, repository: str | None = None) -> list[
         for src in sorted((root / folder).rglob("*")) if (root / folder).is_dir() else []:
             if published(src, src.relative_to(root)):
                 copy_file(src, src.relative_to(root).as_posix())
+    for chapter in sorted((dest / "chapters").glob("*.ipynb")):  # their Colab install cell
+        chapter.write_text(_retarget(chapter.read_text(encoding="utf-8"), repository), encoding="utf-8")
     # the book: its configuration, table of contents and pages, without the instructors'
     write("_config.yml", _retarget((root / "_config.yml").read_text(encoding="utf-8"), repository))
     toc = [line for line in (root / "_toc.yml").read_text(encoding="utf-8").splitlines(keepends=True)
@@ -458,9 +574,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {part:<32} {points:g}")
         if not ok:
             stale.append(path.name)
+    if not args.notebooks and Path("chapters").is_dir():  # the chapters' notebooks for Colab
+        chapters = release_chapters(Path.cwd(), check_only=args.check)
+        print(f"chapters/*.ipynb: {len(chapters)} {'STALE' if args.check else 'written'}")
+        stale += [f"chapters/{c.with_suffix('.ipynb').name}" for c in chapters] if args.check else []
     if stale:
         print(
-            f"stale student copies: {', '.join(stale)}; run `python -m course_lib.release`",
+            f"stale copies: {', '.join(stale)}; run `python -m course_lib.release`",
             file=sys.stderr,
         )
         return 1

@@ -315,8 +315,10 @@ def build(corpus: Path, out: Path, port: int, cell_timeout: int, timeout: float)
     # -- right answers, and answers graded on fresh execution only ------------------------
     add("correct.ipynb", sol(), Expect("graded", full()))
     faked = copy.deepcopy(student)  # the stubs, untouched
-    for cell, source in zip(faked["cells"], solved["cells"]):
-        if cell["cell_type"] == "code":  # the instructor's ✔ outputs pasted over the stubs
+    solved_cells = {c["id"]: c for c in solved["cells"]}  # by id: the student copy has Colab cells too
+    for cell in faked["cells"]:
+        source = solved_cells.get(cell["id"])
+        if cell["cell_type"] == "code" and source is not None:  # the instructor's ✔ outputs pasted over the stubs
             cell["outputs"], cell["execution_count"] = source["outputs"], source["execution_count"]
     add("faked-outputs.ipynb", faked, Expect("graded", only()))
 
