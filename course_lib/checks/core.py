@@ -238,6 +238,32 @@ def compare_arrays(got: Returned, expected, what: str, rtol=1e-6, atol=1e-8) -> 
         raise CheckFailure(f"values: {what} should be {fmt(expected)}, got {fmt(arr)}")
 
 
+def compare_series(got: Returned, expected: pd.Series, what: str, rtol=1e-6, atol=1e-6) -> None:
+    """A Series matched by its labels (in any order), then :func:`compare_arrays`."""
+    if got.kind != "series":
+        kind = "an array" if got.kind == "array" else f"a {got.type_name}"
+        raise CheckFailure(f"type: {what} should be a pandas Series indexed by "
+                           f"{expected.index.name or 'label'}, got {kind}")
+    want = {str(k): float(v) for k, v in expected.items()}
+    if len(got.index) != len(want) or set(got.index) != set(want):
+        raise CheckFailure(
+            f"index: {what} should have one value for each of the {len(want)} labels "
+            f"{sorted(want)}, got {len(got.index)} values labelled {sorted(got.index)[:6]}"
+        )
+    aligned = Returned("array", array=np.array([got.array[got.index.index(k)] for k in want]))
+    compare_arrays(aligned, list(want.values()), what, rtol=rtol, atol=atol)
+
+
+def matches(got: Returned, value, rtol=1e-6, atol=1e-8) -> bool:
+    """Whether a returned result equals ``value`` (a Series by its labels, else
+    :func:`close_to`): how a declared mistake is recognised."""
+    if isinstance(value, pd.Series):
+        if got.kind != "series" or sorted(got.index) != sorted(map(str, value.index)):
+            return False
+        value = value.set_axis(value.index.map(str))[list(got.index)].to_numpy()
+    return close_to(got, value, rtol, atol)
+
+
 # ----------------------------------------------------------------------------------------
 # The loop every case-based check shares: run the answer on each drawn case in the kernel,
 # then read the record back, untrusted, before judging it.
@@ -486,8 +512,11 @@ class FunctionCheck(Check):
         Draws the inputs; must be deterministic given the generator.
     reference : callable(*args)
         The right answer for one case, computed with a trusted library.
-    compare : callable(got, expected, what)
-        Raises :class:`CheckFailure` when ``got`` is wrong; :func:`compare_arrays` by default.
+    compare : callable(got, expected, what), optional
+        Raises :class:`CheckFailure` when ``got`` is wrong; by default
+        :func:`compare_arrays` with ``tolerance``.
+    tolerance : (float, float)
+        ``(rtol, atol)`` of the default comparison, and of the student tree's.
     diagnoses : list of callable(got, expected, args) -> str or None
         Recognisers for known mistakes; the first that returns a string gives the hint.
     mistakes : list of (callable(*args), str)
@@ -500,6 +529,11 @@ class FunctionCheck(Check):
         give well-conditioned cases for every seed.
     time_limit : float
         Seconds one case may run in the student's kernel.
+    public : str
+        What a student copy without the checks' code can tell (:mod:`course_lib.release`):
+        ``"stored"``, the public cases with their expected outputs and the outputs of the
+        declared ``mistakes``, stored at release time (✔/✘ and the hint); ``"written"``,
+        only whether the answer is written (judged when handed in).
     success : str
         Message of a pass; ``{function}`` and ``{n}`` (number of cases) are filled in.
     """
@@ -509,12 +543,25 @@ class FunctionCheck(Check):
     function: str
     draw: Callable[[np.random.Generator], Sequence[Case]]
     reference: Callable[..., Any]
-    compare: Callable[[Returned, Any, str], None] = compare_arrays
+    compare: Callable[[Returned, Any, str], None] | None = None
     diagnoses: list[Diagnosis] = field(default_factory=list)
     seed: int = 0
     success: str = "{function} gives the right answer on {n} inputs the check drew."
     mistakes: Sequence[tuple[Callable[..., Any], str]] = ()
     time_limit: float = CASE_TIME_LIMIT
+    tolerance: tuple[float, float] = (1e-6, 1e-8)
+    public: str = "written"
+
+    def compare_fn(self) -> Callable[[Returned, Any, str], None]:
+        if self.compare is not None:
+            return self.compare
+        rtol, atol = self.tolerance
+
+        def compare(got, expected, what):
+            kind = compare_series if isinstance(expected, pd.Series) else compare_arrays
+            kind(got, expected, what, rtol, atol)
+
+        return compare
 
     def cases(self) -> Sequence[Case]:
         return drawn_cases(self.draw, self.seed)
@@ -532,7 +579,7 @@ class FunctionCheck(Check):
             got = None
             try:
                 got = Returned.from_data(output)
-                self.compare(got, expected, f"{self.function}(…) on {case.label}")
+                self.compare_fn()(got, expected, f"{self.function}(…) on {case.label}")
             except CheckFailure as failure:
                 recognisers = [*self.diagnoses, *(_declared(w, h) for w, h in self.mistakes)]
                 hint = next(
@@ -545,7 +592,7 @@ class FunctionCheck(Check):
 
 def _declared(wrong: Callable[..., Any], hint: str) -> Diagnosis:
     """A recogniser for a mistake declared as the wrong answer it computes."""
-    return lambda got, expected, args: hint if close_to(got, wrong(*args)) else None
+    return lambda got, expected, args: hint if matches(got, wrong(*args)) else None
 
 
 def _safe(diagnosis: Diagnosis, got, expected, args):
