@@ -353,6 +353,8 @@ def _judge_public(part: str, answer, info: dict) -> Verdict:
             return Verdict(part, "error", info["points"],
                            f"{spec['function']} raised {type(err).__name__}: {str(err)[:300]} on {case['label']}")
         why = _difference(got, case["expected"], what, spec["rtol"], spec["atol"])
+        if why and any(not _difference(got, v, what, spec["rtol"], spec["atol"]) for v in case["valid"]):
+            continue  # another valid answer (another method or convention)
         if why:
             hint = next((h for wrong, h in case["mistakes"]
                          if not _difference(got, wrong, what, 1e-6, 1e-8)), "")
@@ -478,7 +480,8 @@ def _output(value) -> dict:
 
 def public_cases(parts) -> dict:
     """For each part whose check declares ``public="stored"``: its public cases, with the
-    expected output and the outputs of its declared mistakes (and their hints)."""
+    expected output, the outputs of its other valid answers, and the outputs of its
+    declared mistakes (and their hints)."""
     from course_lib import checks
 
     stored = {}
@@ -496,6 +499,7 @@ def public_cases(parts) -> dict:
                     continue
             cases.append({"label": case.label, "args": [_encode(a) for a in case.args],
                           "expected": _output(chk.reference(*copy.deepcopy(case.args))),
+                          "valid": [_output(v(*copy.deepcopy(case.args))) for v in chk.valid],
                           "mistakes": mistakes})
         stored[part] = {"function": chk.function, "rtol": chk.tolerance[0], "atol": chk.tolerance[1],
                         "success": chk.success.format(function=chk.function, n=len(cases)),

@@ -519,6 +519,9 @@ class FunctionCheck(Check):
         ``(rtol, atol)`` of the default comparison, and of the student tree's.
     diagnoses : list of callable(got, expected, args) -> str or None
         Recognisers for known mistakes; the first that returns a string gives the hint.
+    valid : list of callable(*args)
+        Other valid answers (another valid method or convention): a result that matches
+        one of them passes, compared as with the reference.
     mistakes : list of (callable(*args), str)
         Known mistakes declared as the wrong answer they compute and their hint: a result
         that matches ``wrong(*args)`` (:func:`close_to`) gets the hint. Tried after
@@ -548,6 +551,7 @@ class FunctionCheck(Check):
     seed: int = 0
     success: str = "{function} gives the right answer on {n} inputs the check drew."
     mistakes: Sequence[tuple[Callable[..., Any], str]] = ()
+    valid: Sequence[Callable[..., Any]] = ()
     time_limit: float = CASE_TIME_LIMIT
     tolerance: tuple[float, float] = (1e-6, 1e-8)
     public: str = "written"
@@ -577,10 +581,14 @@ class FunctionCheck(Check):
         for case, output in zip(cases, outputs):
             expected = memo_call(self.reference, *case.args)
             got = None
+            what = f"{self.function}(…) on {case.label}"
             try:
                 got = Returned.from_data(output)
-                self.compare_fn()(got, expected, f"{self.function}(…) on {case.label}")
+                self.compare_fn()(got, expected, what)
             except CheckFailure as failure:
+                if got is not None and any(self._agrees(got, memo_call(v, *case.args), what)
+                                           for v in self.valid):
+                    continue
                 recognisers = [*self.diagnoses, *(_declared(w, h) for w, h in self.mistakes)]
                 hint = next(
                     (h for d in recognisers if (h := _safe(d, got, expected, case.args))),
@@ -588,6 +596,13 @@ class FunctionCheck(Check):
                 )
                 return self.verdict("failed", str(failure), hint)
         return self.verdict("passed", self.success.format(function=self.function, n=len(cases)))
+
+    def _agrees(self, got: Returned, other, what: str) -> bool:
+        try:
+            self.compare_fn()(got, other, what)
+        except CheckFailure:
+            return False
+        return True
 
 
 def _declared(wrong: Callable[..., Any], hint: str) -> Diagnosis:

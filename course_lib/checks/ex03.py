@@ -19,7 +19,6 @@ from course_lib.checks.core import (
     FunctionCheck,
     Returned,
     close_to,
-    compare_arrays,
     fmt,
     reference_cache,
     register,
@@ -82,7 +81,7 @@ def _squared(got: Returned, expected, args):
 
 register(
     FunctionCheck(
-        part="ex3-shrinkage-factor",
+        part="ex3-shrinkage-factor", public="stored",
         points=1,
         function="shrinkage_factor",
         draw=_draw_factors,
@@ -179,7 +178,7 @@ register(
         function="ranef_by_hand",
         draw=_draw_random_intercepts,
         reference=_ranef,
-        tolerance=(1e-6, 1e-6),
+        tolerance=(1e-6, 1e-6), public="stored",
         diagnoses=[_per_row, _no_shrinkage, _complement_weight, _flipped],
         seed=3202,
         success="{function} equals lmer's random intercepts on {n} unbalanced subsets the "
@@ -262,7 +261,7 @@ register(
         function="predict_held_out",
         draw=_draw_splits,
         reference=_predict,
-        compare=lambda got, exp, what: compare_arrays(got, exp, what, rtol=1e-5, atol=1e-4),
+        tolerance=(1e-5, 1e-4), public="stored",
         diagnoses=[_population_only, _other_method, _fitted_on_all, _row_order],
         seed=3303,
         success="{function} predicts held-out days with each pooling method on {n} inputs the "
