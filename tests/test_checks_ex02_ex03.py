@@ -130,6 +130,8 @@ MISTAKES = [
      lambda d: "fixed" if d["levels_are_question"] or not d["levels_are_sample"] or d["n_levels"] <= 4
      else "random", "at least 4 sampled levels"),
     ("ex2-lrt", lambda d: lrt_random_slopes(d) * np.array([1, 0.5, 1]), "2 degrees of freedom"),
+    ("ex2-lrt", lambda d: lrt_random_slopes(d) * np.array([-1, 1, 1]), ""),  # fit_2's minus fit_4's deviance
+    ("ex2-lrt", lambda d: np.abs(lrt_random_slopes(d) - np.array([0, 0, 1])), ""),  # the cdf, not sf
     ("ex3-shrinkage-factor", lambda n, t, s: 1 - shrinkage_factor(n, t, s), "1 − w"),
     ("ex3-shrinkage-factor", lambda n, t, s: shrinkage_factor(np.ones(np.shape(n)), t, s),
      "sigma2 / n"),
@@ -165,7 +167,29 @@ VALID = [
      lambda d: "random" if d["levels_are_sample"] and not d["levels_are_question"]
      and d["n_levels"] > 3 else "fixed"),
     ("ex2-slope-range", lambda b, t: [b - 1.959964 * t, b + 1.959964 * t]),
+    ("ex2-slope-range", lambda b, t: scipy.stats.norm(b, t).interval(0.95)),
+    ("ex2-fixed-or-random", lambda d: ["fixed", "random"][int(
+        bool(d["levels_are_sample"]) and not d["levels_are_question"] and d["n_levels"] >= 4)]),
+    ("ex2-variance-components", lambda d: list(variance_components(d))),
+    ("ex2-variance-components", lambda d: np.sqrt(
+        lmer(FIT_4, d).VarCorr.query("var2 != var2")["vcov"].to_numpy())),
+    ("ex2-residual-sd", lambda d: list(residual_sds(d))),
+    ("ex2-residual-sd", lambda d: np.array([
+        np.sqrt(np.sum(smf.ols("Reaction ~ Days", data=d).fit().resid ** 2) / (len(d) - 2)),
+        lmer(FIT_4, d).sigma])),
+    ("ex3-shrinkage-factor", lambda n, t, s: 1 / (1 + s / (t * np.asarray(n, dtype=float)))),
+    ("ex3-shrinkage-factor", lambda n, t, s: np.asarray(shrinkage_factor(n, t, s), dtype=np.float32)),
+    ("ex3-ranef-by-hand", lambda d, b, t, s: ranef_by_hand(d, b, t, s).sort_index(ascending=False)),
+    ("ex3-ranef-by-hand", lambda d, b, t, s: _groups(d, b).sum() * t / (_groups(d, b).size() * t + s)),
+    ("ex3-predict-held-out", lambda tr, te, m: list(predict_held_out(tr, te, m))),
+    ("ex3-predict-held-out", lambda tr, te, m: predict_held_out(tr, te, m).astype(np.float32)),
 ]
+
+
+def test_every_check_of_exercises_2_and_3_has_three_wrong_answers_and_two_valid_ones():
+    for part in CORRECT:
+        assert sum(m[0] == part for m in MISTAKES) >= 3, part
+        assert sum(v[0] == part for v in VALID) >= 2, part
 
 
 @pytest.mark.parametrize("part,answer", VALID)
