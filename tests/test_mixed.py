@@ -20,6 +20,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from course_lib import mixed
 from course_lib.datasets import load_machines, load_pixel, load_sleepstudy
 from course_lib.mixed import anova, lmer, parse_formula
+from course_lib.mixed.frame import _Design
 
 REFERENCE = json.loads(
     (Path(__file__).parent / "reference" / "lme4_reference.json").read_text(encoding="utf-8"))
@@ -105,12 +106,6 @@ def test_likelihood_and_information_criteria_match_lme4(fits, key):
     assert fit.nobs == ref["nobs"]
     assert fit.ngrps == ref["ngrps"]
     assert list(fit.ngrps) == list(ref["ngrps"])  # lme4's order: most levels first
-
-
-@pytest.mark.parametrize("key", list(FITS))
-def test_log_likelihood_equals_statsmodels_own(fits, key):
-    # lmer computes logLik the lme4 way; statsmodels' llf is the same function of the fit
-    assert fits[key].logLik == pytest.approx(fits[key].sm_result.llf, rel=1e-10)
 
 
 def test_fit4_reproduces_the_curriculum_variance_table(fits):
@@ -227,21 +222,21 @@ def test_caret_inside_I_is_a_power_not_xor():
     assert "I(day**2)" in parsed.fixed
     assert [str(t) for t in parsed.random] == ["(day | Dog)", "(1 | Side:Dog)"]
     pixel = load_pixel()
-    design, X = mixed._Design.build(parsed.fixed, pixel)
+    design, X = _Design.build(parsed.fixed, pixel)
     assert design.names == ["(Intercept)", "day", "I(day^2)"]
     np.testing.assert_array_equal(X[:, 2], pixel["day"].to_numpy() ** 2)
 
 
 @pytest.mark.parametrize("case", REFERENCE["design_names"], ids=lambda c: c["rhs"])
 def test_fixed_effect_names_and_order_match_r_model_matrix(data, case):
-    design, X = mixed._Design.build(case["rhs"].replace("^", "**"), data[case["data"]])
+    design, X = _Design.build(case["rhs"].replace("^", "**"), data[case["data"]])
     assert design.names == case["names"], case["call"]
     assert X.shape[1] == len(case["names"])
 
 
 def test_interaction_columns_hold_the_named_product():
     machines = load_machines()
-    design, X = mixed._Design.build("Machine * Worker", machines)
+    design, X = _Design.build("Machine * Worker", machines)
     column = X[:, design.names.index("MachineC:Worker4")]
     expected = (machines["Machine"] == "C") & (machines["Worker"] == "4")
     np.testing.assert_array_equal(column, expected.to_numpy(dtype=float))
@@ -308,8 +303,8 @@ def test_fit_computes_summaries_lazily(data):
 
 
 def test_unconverged_fit_warns_with_gradient_and_tolerance(data, monkeypatch):
-    monkeypatch.setattr(mixed, "OPTIMIZER", {"method": ["bfgs"], "gtol": 1e-8, "maxiter": 1})
-    with pytest.warns(ConvergenceWarning, match=r"max \|gradient\| .* \(tolerance 0.0001\)"):
+    monkeypatch.setitem(mixed.fit.OPTIMIZER, "maxeval", 8)
+    with pytest.warns(ConvergenceWarning, match=r"max \|gradient\| .* \(tolerance 0.002\)"):
         lmer("Reaction ~ 1 + Days + (1 + Days | Subject)", data["sleepstudy"])
 
 
@@ -394,11 +389,12 @@ def test_grouping_factor_with_a_level_per_row_raises(data):
         lmer("Reaction ~ 1 + Days + (1 | row)", frame)
 
 
-def test_missing_values_in_a_used_column_raise(data):
+def test_missing_values_in_a_used_column_drop_the_row_as_r_does(data):
     frame = data["sleepstudy"].copy()
     frame.loc[5, "Days"] = np.nan
-    with pytest.raises(ValueError, match=r"column 'Days' of data has 1 missing value"):
-        lmer("Reaction ~ 1 + Days + (1 | Subject)", frame)
+    fit = lmer("Reaction ~ 1 + Days + (1 | Subject)", frame)
+    assert fit.nobs == 179 and fit.n_omitted == 1
+    assert 5 not in fit.data.index
 
 
 @pytest.mark.parametrize("bad", [None, [1, 2, 3], {"Reaction": [1.0]}, np.ones((3, 3))])
@@ -422,15 +418,6 @@ def test_non_numeric_response_raises(data):
         lmer("Subject ~ 1 + Days + (1 | Days)", data["sleepstudy"])
 
 
-def test_correlated_term_on_a_crossed_factor_raises():
-    rng = np.random.default_rng(1)
-    frame = pd.DataFrame({"y": rng.normal(size=60), "x": rng.normal(size=60),
-                          "a": np.repeat(list("abcdef"), 10), "b": np.tile(list("uvwxyz"), 10)})
-    with pytest.raises(ValueError, match=r"\(1 \+ x \| a\) has 2 correlated effects.*"
-                                         r"\(1 \+ x \|\| a\)"):
-        lmer("y ~ x + (1 + x | a) + (1 | b)", frame)
-
-
 def test_predict_with_an_unseen_level_raises(fits):
     fit = fits["sleep_correlated_reml"]
     with pytest.raises(ValueError, match=r"level\(s\) \['999'\] of 'Subject' not seen"):
@@ -440,16 +427,16 @@ def test_predict_with_an_unseen_level_raises(fits):
 
 
 def test_anova_rejects_bad_input(fits, data):
-    with pytest.raises(ValueError, match="two or more fits, got 1"):
-        anova(fits["machines_reml"])
+    with pytest.raises(ValueError, match="two or more fits, got 0"):
+        anova()
     with pytest.raises(ValueError, match="must be an LmerFit"):
         anova(fits["machines_reml"], "fit")
     with pytest.raises(ValueError, match="different response or rows"):
         anova(fits["machines_reml"], fits["sleep_intercept_reml"])
 
 
-# Fits on which BFGS from statsmodels' default start stalls far from the optimum; lmer must
-# restart and reach lme4's optimum. Values: tests/reference/lme4_hard_starts.R (R 4.2.2,
+# Fits on which BFGS from statsmodels' default start stalled far from the optimum (the
+# engine before this one); lmer must reach lme4's optimum. Values: tests/reference/lme4_hard_starts.R (R 4.2.2,
 # lme4 1.1-31, bobyqa rhoend = 1e-12): REMLcrit, fixef, as.data.frame(VarCorr(fit))$vcov.
 HARD_STARTS = {
     "pixel_linear_slopes": (
@@ -465,7 +452,7 @@ HARD_STARTS = {
 
 
 @pytest.mark.parametrize("name", sorted(HARD_STARTS))
-def test_lmer_restarts_when_bfgs_stalls_and_reaches_lme4_optimum(name):
+def test_lmer_reaches_lme4_optimum_where_a_gradient_optimiser_stalled(name):
     from course_lib.datasets import load_pixel, load_sleepstudy
 
     formula, subjects, ref = HARD_STARTS[name]

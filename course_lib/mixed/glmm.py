@@ -1,0 +1,547 @@
+r"""Generalised linear mixed models (``glmer``): Poisson and binomial, by Laplace's method.
+
+The model
+---------
+.. math::
+
+    y_i \mid b \sim \text{Poisson}(\mu_i) \;\text{or}\; \text{Binomial}(n_i, \mu_i) / n_i,
+    \qquad g(\mu) = \eta = X\beta + Zb + \text{offset}, \qquad b = \Lambda_\theta u,
+    \quad u \sim N(0, I),
+
+with the log link for counts and the logit link for proportions (n_i, the numbers of
+trials, are the prior ``weights``; a 0/1 response has n_i = 1). The likelihood integrates
+over u; lme4's default (nAGQ = 1) replaces the integral by Laplace's approximation at the
+conditional mode u-hat(theta, beta), which penalised iteratively reweighted least squares
+(PIRLS) finds on the same blocked factorisation as :mod:`course_lib.mixed.pls`, with the
+IRLS weights W = n mu'(eta)^2 / V(mu) in place of the prior weights:
+
+.. math::
+
+    -2 \ell(\theta, \beta) \approx \sum_i -2 \log p(y_i \mid \hat u) + \lVert \hat u
+    \rVert^2 + \log\lvert L_\theta \rvert^2
+
+(lme4's ``glmResp::Laplace``: ``ldL2 + sqrL + aic``). As in lme4, a first stage optimises
+theta with beta updated inside PIRLS (nAGQ = 0), and a second optimises theta and beta
+together with BOBYQA. The standard errors of beta come from the Hessian H of -2 l in
+(theta, beta), vcov = 2 H^-1 restricted to beta (lme4's ``use.hessian``), here by central
+differences with Richardson extrapolation, every evaluation starting PIRLS at the same mode.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import nlopt
+import numpy as np
+import pandas as pd
+import scipy.special
+import scipy.stats
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+from course_lib._validate import require_frame
+from course_lib.mixed.fit import (
+    SINGULAR_TOL,
+    LmerFit,
+    _blas_threads,
+    _derivatives,
+)
+from course_lib.mixed.formula import parse_formula
+from course_lib.mixed.frame import model_frame
+from course_lib.mixed.inference import hessian
+from course_lib.mixed.pls import BlockedPLS
+from course_lib.mixed.summary import LmerSummary, _r_format, _table
+from course_lib.mixed.terms import random_terms
+
+#: PIRLS stops when the penalised deviance changes by less than this, relatively (lme4's
+#: ``tolPwrss``), or after ``PIRLS_MAXIT`` iterations.
+PIRLS_TOL, PIRLS_MAXIT = 1e-10, 50
+
+#: BOBYQA's stopping rules for both stages.
+GLMER_OPTIMIZER = {"ftol_abs": 1e-9, "xtol_rel": 1e-8, "maxeval": 100_000,
+                   "initial_step": 0.2}
+
+
+# --------------------------------------------------------------------------------------------
+# Families
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Family:
+    """An exponential family with its canonical link, as R's ``poisson()``/``binomial()``."""
+
+    name: str
+    link: str
+
+    def linkinv(self, eta):
+        return np.exp(eta) if self.name == "poisson" else scipy.special.expit(eta)
+
+    def linkfun(self, mu):
+        return np.log(mu) if self.name == "poisson" else scipy.special.logit(mu)
+
+    def mu_eta(self, eta):
+        if self.name == "poisson":
+            return np.maximum(np.exp(eta), np.finfo(float).eps)
+        mu = scipy.special.expit(eta)
+        return np.maximum(mu * (1 - mu), np.finfo(float).eps)
+
+    def variance(self, mu):
+        return mu if self.name == "poisson" else mu * (1 - mu)
+
+    def dev_resid(self, y, mu, w):
+        if self.name == "poisson":
+            return 2 * w * (scipy.special.xlogy(y, y / mu) - (y - mu))
+        return 2 * w * (scipy.special.xlogy(y, y / mu)
+                        + scipy.special.xlogy(1 - y, (1 - y) / (1 - mu)))
+
+    def aic(self, y, mu, w):
+        """-2 log-likelihood of the observations given mu (R's ``family$aic`` less 2p)."""
+        if self.name == "poisson":
+            return -2 * np.sum(w * scipy.stats.poisson.logpmf(y, mu))
+        n = np.round(w)
+        return -2 * np.sum(scipy.stats.binom.logpmf(np.round(n * y), n, mu))
+
+    def initial_mu(self, y, w):
+        """R's ``family$initialize``."""
+        if self.name == "poisson":
+            return y + 0.1
+        return (w * y + 0.5) / (w + 1)
+
+
+FAMILIES = {"poisson": Family("poisson", "log"), "binomial": Family("binomial", "logit")}
+
+
+def _family(family) -> Family:
+    if isinstance(family, Family):
+        return family
+    name = str(family).strip().lower().replace("()", "")
+    link = None
+    if "(" in name:  # e.g. binomial(link = "logit")
+        name, _, rest = name.partition("(")
+        link = rest.strip(") ").split("=")[-1].strip(" '\"")
+    if name not in FAMILIES:
+        raise ValueError(f"family {family!r} is not supported; use 'poisson' (log link) or "
+                         f"'binomial' (logit link)")
+    fam = FAMILIES[name]
+    if link not in (None, fam.link):
+        raise ValueError(f"link {link!r} is not supported for {name}; glmer here uses the "
+                         f"canonical link '{fam.link}'")
+    return fam
+
+
+def _check_response(fam: Family, y: np.ndarray, w: np.ndarray, has_weights: bool,
+                    name: str) -> None:
+    if fam.name == "poisson":
+        if np.any(y < 0):
+            raise ValueError(f"the Poisson response {name!r} has negative values "
+                             f"(min {y.min():g}); counts must be >= 0")
+        if np.any(y != np.round(y)):
+            bad = y[y != np.round(y)][:3]
+            raise ValueError(f"the Poisson response {name!r} has non-integer values "
+                             f"(e.g. {bad.tolist()}); counts must be whole numbers")
+        return
+    if np.any((y < 0) | (y > 1)):
+        raise ValueError(f"the binomial response {name!r} must lie in [0, 1] (0/1, or a "
+                         f"proportion with weights = number of trials); got values from "
+                         f"{y.min():g} to {y.max():g}")
+    if not has_weights and np.any((y != 0) & (y != 1)):
+        raise ValueError(f"the binomial response {name!r} has proportions but no weights; "
+                         f"pass weights = the number of trials of each row")
+    if has_weights and np.any(np.abs(w * y - np.round(w * y)) > 1e-7):
+        raise ValueError("binomial weights times the response must be whole numbers of "
+                         "successes (weights = number of trials)")
+
+
+# --------------------------------------------------------------------------------------------
+# PIRLS and the Laplace deviance
+# --------------------------------------------------------------------------------------------
+
+class _Laplace:
+    """The Laplace deviance of one model as a function of theta (and beta)."""
+
+    def __init__(self, fam, terms, X, y, prior_w, offset):
+        self.fam, self.terms, self.X, self.y = fam, terms, X, y
+        self.w, self.offset = prior_w, offset
+        self.n, self.p = X.shape
+        self.pls = BlockedPLS(terms, X, y, prior_w)  # structure; systems set by PIRLS
+        self.nu = sum(t.q * t.n_levels for t in terms)
+        self.u = np.zeros(self.nu)
+        self.beta = np.zeros(self.p)
+        mu0 = fam.initial_mu(y, prior_w)
+        self.eta0 = fam.linkfun(mu0)
+
+    def zb(self, theta, u):
+        """Z Lambda(theta) u, one value per row."""
+        lams = self.pls.split_theta(theta)
+        total, start = np.zeros(self.n), 0
+        for t, lam in zip(self.terms, lams, strict=True):
+            size = t.q * t.n_levels
+            b = u[start:start + size].reshape(t.n_levels, t.q) @ lam.T
+            total += np.einsum("nq,nq->n", t.Z, b[t.codes])
+            start += size
+        return total
+
+    def pirls(self, theta, beta=None):
+        """Conditional modes u (and beta when beta is None) at theta; the Laplace deviance.
+
+        Returns the deviance, and leaves u, beta, mu and the factor at the optimum on self.
+        """
+        fam, X, y, w, off = self.fam, self.X, self.y, self.w, self.offset
+        joint = beta is None
+        u = self.u.copy()
+        b = self.beta.copy() if joint else np.asarray(beta, dtype=float)
+        if joint and not np.any(u) and not np.any(b):  # first call: start from the data
+            eta = self.eta0
+        else:
+            eta = X @ b + self.zb(theta, u) + off
+        mu = fam.linkinv(eta)
+        old = np.inf
+        Xs = X if joint else np.zeros((self.n, 0))
+        f = None
+        for _ in range(PIRLS_MAXIT):
+            me = fam.mu_eta(eta)
+            W = w * me ** 2 / fam.variance(mu)
+            z = eta - off + (y - mu) / me
+            if not joint:
+                z = z - X @ b
+            self.pls.set_system(Xs, z, W)
+            f = self.pls.factor(theta)
+            if f is None:
+                return np.inf
+            b_new, us = self.pls.solve(f)
+            u_new = np.concatenate([x.ravel() for x in us])
+            if not joint:
+                b_new = b
+            # step halving on the penalised deviance
+            pdev = np.inf
+            for _half in range(20):
+                eta_new = X @ b_new + self.zb(theta, u_new) + off
+                mu_new = fam.linkinv(eta_new)
+                pdev = fam.dev_resid(y, mu_new, w).sum() + u_new @ u_new
+                if np.isfinite(pdev) and pdev <= old * (1 + 1e-12):
+                    break
+                u_new, b_new = (u + u_new) / 2, (b + b_new) / 2 if joint else b
+            u, b, eta, mu = u_new, b_new, eta_new, mu_new
+            if abs(old - pdev) < PIRLS_TOL * abs(pdev):
+                break
+            old = pdev
+        self.u, self.mu, self.eta = u, mu, eta
+        if joint:
+            self.beta = b
+        # log|L|^2 at the weights of the mode itself (the loop's last factor used the
+        # weights of the iterate before it, off by O(last step) in the deviance)
+        me = fam.mu_eta(eta)
+        z = eta - off + (y - mu) / me - (0 if joint else X @ b)
+        self.pls.set_system(Xs, z, w * me ** 2 / fam.variance(mu))
+        f = self.pls.factor(theta)
+        if f is None:
+            return np.inf
+        self.factor = f
+        return float(f.ldL2 + u @ u + fam.aic(y, mu, w))
+
+
+def glmer(formula: str, data: pd.DataFrame, family="poisson", weights=None, offset=None,
+          nAGQ: int = 1) -> GlmerFit:  # noqa: N803
+    r"""Fit a generalised linear mixed model written as an lme4 formula (lme4's ``glmer``).
+
+    Parameters
+    ----------
+    formula : str
+        lme4 syntax, as for :func:`~course_lib.mixed.lmer`; ``offset(log(exposure))`` adds a
+        known log exposure to a Poisson model's linear predictor.
+    data : pandas.DataFrame
+        One row per observation; rows with missing values in used columns are dropped.
+    family : {"poisson", "binomial"}
+        Poisson with log link (counts), or binomial with logit link (a 0/1 response, or a
+        proportion with ``weights`` = number of trials).
+    weights : str or array-like, optional
+        Prior weights; for the binomial family, the number of trials per row.
+    offset : str or array-like, optional
+        Known term of the linear predictor (e.g. ``np.log(duration)``).
+    nAGQ : int, default 1
+        Points of Gauss-Hermite quadrature; 1 is Laplace's approximation (lme4's default).
+        Values above 1 are allowed for a single scalar random effect, as in lme4.
+
+    Returns
+    -------
+    GlmerFit
+        lme4's accessors: ``fixef``, ``fixef_se``, ``vcov``, ``VarCorr``, ``ranef``, ``coef``,
+        ``logLik``, ``AIC``, ``BIC``, ``deviance``, ``predict(type=)``, ``fitted``,
+        ``resid(type=)``, ``overdispersion()``, ``summary()``.
+
+    Raises
+    ------
+    ValueError
+        An unsupported family or link, negative or non-integer counts, a binomial response
+        outside [0, 1], and every error :func:`~course_lib.mixed.lmer` raises.
+    """
+    require_frame(data)
+    fam = _family(family)
+    if not isinstance(nAGQ, int | np.integer) or nAGQ < 1:
+        raise ValueError(f"nAGQ must be a positive integer, got {nAGQ!r}")
+    parsed = parse_formula(formula)
+    if not parsed.random:
+        raise ValueError(f"formula {formula!r} has no random-effects term such as "
+                         f"(1 | group); for a GLM use statsmodels.formula.api.glm")
+    frame = model_frame(parsed, data, weights=weights, offset=offset)
+    _check_response(fam, frame.y, frame.weights, frame.has_weights, parsed.response)
+    terms = random_terms(parsed.random, frame.data)
+    if nAGQ > 1 and (len(terms) > 1 or terms[0].q > 1):
+        raise ValueError("nAGQ > 1 is only available for models with a single scalar random "
+                         "effect, e.g. (1 | group), as in lme4")
+    if nAGQ > 1:
+        raise ValueError("nAGQ > 1 (adaptive Gauss-Hermite quadrature) is not implemented "
+                         "yet; use nAGQ = 1 (Laplace)")
+    model = _Laplace(fam, terms, frame.X, frame.y, frame.weights, frame.offset)
+    with _blas_threads(model.pls):
+        theta, beta, evals = _optimise(model)
+        dev = model.pirls(theta, beta)
+        u_hat = model.u.copy()
+
+        def from_mode(x):  # every evaluation starts PIRLS at the same u: no path noise
+            model.u = u_hat.copy()
+            return _stage2(model, x)
+
+        x_hat = np.append(theta, beta)
+        grad, _ = _derivatives(from_mode, x_hat,
+                               np.append(model.pls.lower, np.full(len(beta), -np.inf)))
+        hess = hessian(from_mode, x_hat)
+        model.u = u_hat
+        dev = model.pirls(theta, beta)
+    fit = GlmerFit(parsed=parsed, frame=frame, terms=terms, REML=False, y=frame.y,
+                   pls=model.pls, theta=theta, n_evals=evals, family=fam, beta=beta,
+                   u=model.u.copy(), mu=model.mu.copy(), eta=model.eta.copy(),
+                   laplace=dev, hessian=hess, grad=grad)
+    fit._check_convergence()
+    return fit
+
+
+def _stage2(model: _Laplace, x: np.ndarray) -> float:
+    k = len(model.pls.theta0)
+    return model.pirls(x[:k], x[k:])
+
+
+def _optimise(model: _Laplace) -> tuple[np.ndarray, np.ndarray, int]:
+    count = [0]
+    k = len(model.pls.theta0)
+
+    def run(objective, x0, lower):
+        opt = nlopt.opt(nlopt.LN_BOBYQA, len(x0))
+        opt.set_min_objective(objective)
+        opt.set_lower_bounds(lower)
+        opt.set_ftol_abs(GLMER_OPTIMIZER["ftol_abs"])
+        opt.set_xtol_rel(GLMER_OPTIMIZER["xtol_rel"])
+        opt.set_maxeval(GLMER_OPTIMIZER["maxeval"])
+        opt.set_initial_step(GLMER_OPTIMIZER["initial_step"])
+        try:
+            return np.asarray(opt.optimize(np.maximum(x0, lower)))
+        except nlopt.RoundoffLimited:
+            return np.asarray(opt.last_optimum_result())
+
+    def stage1(x, grad):
+        count[0] += 1
+        return model.pirls(x)
+
+    def stage2(x, grad):
+        count[0] += 1
+        return _stage2(model, x)
+
+    lower = model.pls.lower
+    theta = run(stage1, model.pls.theta0, lower)
+    model.pirls(theta)  # beta at stage 1's optimum
+    x = run(stage2, np.append(theta, model.beta),
+            np.append(lower, np.full(model.p, -np.inf)))
+    return x[:k], x[k:], count[0]
+
+
+# --------------------------------------------------------------------------------------------
+# The fitted model
+# --------------------------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class GlmerFit(LmerFit):
+    """A fitted generalised linear mixed model, read with lme4's names (create with
+    :func:`glmer`). Shares lmer's accessors where they mean the same; sigma is 1."""
+
+    family: Family = None
+    beta: np.ndarray = field(default=None, repr=False)
+    u: np.ndarray = field(default=None, repr=False)
+    mu: np.ndarray = field(default=None, repr=False)
+    eta: np.ndarray = field(default=None, repr=False)
+    laplace: float = 0.0
+    hessian: np.ndarray = field(default=None, repr=False)
+    grad: np.ndarray = field(default=None, repr=False)
+
+    @cached_property
+    def _solution(self):
+        us, start = [], 0
+        for t in self.terms:
+            size = t.q * t.n_levels
+            us.append(self.u[start:start + size].reshape(t.n_levels, t.q))
+            start += size
+        return self.beta, us
+
+    @cached_property
+    def _factor(self):
+        return self.pls.factor(self.theta)
+
+    @property
+    def sigma(self) -> float:
+        return 1.0
+
+    @property
+    def n_par(self) -> int:
+        """Fixed effects and theta (no residual variance), as R counts them."""
+        return len(self.frame.names) + len(self.theta)
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of beta-hat from the Hessian of -2 log L in (theta, beta), as lme4."""
+        k = len(self.theta)
+        try:
+            inv = np.linalg.inv(self.hessian)
+            cov = (inv + inv.T)[k:, k:]
+            if np.min(np.linalg.eigvalsh(cov)) <= 0:
+                raise np.linalg.LinAlgError
+        except np.linalg.LinAlgError:
+            warnings.warn("glmer: the finite-difference Hessian is not positive definite; "
+                          "vcov falls back to the RX-based estimate", stacklevel=2)
+            cov = self.pls.rx_inverse(self._rx_factor())
+        return pd.DataFrame(cov, index=self.frame.names, columns=self.frame.names)
+
+    def _rx_factor(self):
+        fam = self.family
+        me = fam.mu_eta(self.eta)
+        W = self.frame.weights * me ** 2 / fam.variance(self.mu)
+        z = self.eta - self.frame.offset + (self.y - self.mu) / me  # the working response
+        self.pls.set_system(self.X, z, W)
+        return self.pls.factor(self.theta)
+
+    @cached_property
+    def VarCorr(self) -> pd.DataFrame:  # noqa: N802
+        """Variance components (no residual row: a GLMM's scale is fixed at 1)."""
+        return LmerFit.VarCorr.func(self).iloc[:-1].reset_index(drop=True)
+
+    @property
+    def logLik(self) -> float:  # noqa: N802
+        """Laplace approximation of the log-likelihood."""
+        return -0.5 * self.laplace
+
+    @property
+    def deviance(self) -> float:
+        """-2 logLik (lme4's ``deviance()`` of a GLMM differs: see ``REMLcrit``)."""
+        return self.laplace
+
+    @cached_property
+    def fitted(self) -> pd.Series:
+        """Fitted means mu on the response scale (rates for Poisson, probabilities)."""
+        return pd.Series(self.mu, index=self.data.index, name="fitted")
+
+    def resid(self, type: str = "deviance") -> pd.Series:  # noqa: A002
+        """Residuals: ``"deviance"`` (lme4's default), ``"pearson"`` or ``"response"``."""
+        y, mu, w = self.y, self.mu, self.frame.weights
+        if type == "response":
+            r = y - mu
+        elif type == "pearson":
+            r = (y - mu) * np.sqrt(w / self.family.variance(mu))
+        elif type == "deviance":
+            r = np.sign(y - mu) * np.sqrt(np.maximum(self.family.dev_resid(y, mu, w), 0))
+        else:
+            raise ValueError(f"type must be 'deviance', 'pearson' or 'response', got {type!r}")
+        return pd.Series(r, index=self.data.index, name="resid")
+
+    def overdispersion(self) -> dict:
+        """Pearson chi^2 / residual df: about 1 for Poisson or binomial data, well above 1
+        when the counts vary more than the model allows. Returns chisq, df, ratio and the
+        p-value of chisq against a chi^2(df) distribution."""
+        chisq = float(np.sum(self.resid("pearson") ** 2))
+        df = self.nobs - self.n_par
+        return {"chisq": chisq, "df": df, "ratio": chisq / df,
+                "p": float(scipy.stats.chi2.sf(chisq, df))}
+
+    def predict(self, newdata: pd.DataFrame | None = None, re_form=None,
+                allow_new_levels: bool = False, type: str = "link") -> pd.Series:  # noqa: A002
+        """Predictions on the link scale (``type="link"``, lme4's default) or the response
+        scale (``type="response"``); ``re_form=NA`` for the population level."""
+        if type not in ("link", "response"):
+            raise ValueError(f"type must be 'link' or 'response', got {type!r}")
+        eta = LmerFit.predict(self, newdata, re_form, allow_new_levels)
+        return eta if type == "link" else self.family.linkinv(eta).rename("predict")
+
+    def _check_convergence(self) -> None:
+        if self.is_singular:
+            warnings.warn(
+                f"glmer {self.formula!r}: boundary (singular) fit: theta = "
+                f"{np.round(self.theta, 6).tolist()} has a diagonal element below "
+                f"{SINGULAR_TOL:g}", ConvergenceWarning, stacklevel=3)
+            return
+        grad = self.grad
+        try:
+            scaled = np.linalg.solve(np.linalg.cholesky(self.hessian).T, grad)
+            grad = np.minimum(np.abs(scaled), np.abs(grad))
+        except np.linalg.LinAlgError:
+            pass
+        if grad.size and np.max(np.abs(grad)) > 2e-3:
+            warnings.warn(f"glmer {self.formula!r}: model failed to converge: max |gradient| "
+                          f"= {np.max(np.abs(grad)):.2e} (tolerance 0.002)",
+                          ConvergenceWarning, stacklevel=3)
+
+    def summary(self) -> GlmerSummary:
+        return GlmerSummary(self)
+
+    def refit(self, newresp):
+        raise NotImplementedError("refit of a GLMM: call glmer again with the new response")
+
+    def __repr__(self) -> str:
+        return (f"<GlmerFit {self.family.name}: {self.formula}; nobs={self.nobs}, "
+                f"groups={self.ngrps}>")
+
+
+@dataclass
+class GlmerSummary(LmerSummary):
+    """lme4's summary of a GLMM: family, information criteria, random effects, and the
+    fixed effects with z tests."""
+
+    def _header(self) -> list[str]:
+        f = self.fit
+        stats = [f.AIC, f.BIC, f.logLik, f.deviance]
+        cells = [f"{v:.1f}" for v in stats] + [str(f.nobs - f.n_par)]
+        heads = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
+        w = max(8, *(len(c) for c in cells))
+        return ["Generalized linear mixed model fit by maximum likelihood (Laplace "
+                "Approximation) ['glmerMod']",
+                f" Family: {f.family.name}  ( {f.family.link} )",
+                f"Formula: {f.formula}", *f._summary_extra_lines(), "",
+                " ".join(h.rjust(w) for h in heads), " ".join(c.rjust(w) for c in cells)]
+
+    def _residuals(self) -> list[str]:
+        q = np.quantile(self.fit.resid("pearson"), [0, 0.25, 0.5, 0.75, 1])
+        cells = _r_format(q, 4)
+        heads = ["Min", "1Q", "Median", "3Q", "Max"]
+        w = max(len(c) for c in cells + heads)
+        return ["Scaled residuals: ", " ".join(h.rjust(w) for h in heads),
+                " ".join(c.rjust(w) for c in cells)]
+
+    def _fixed(self) -> list[str]:
+        f = self.fit
+        z = f.fixef / f.fixef_se
+        p = 2 * scipy.stats.norm.sf(np.abs(z))
+        est_se = _r_format(np.concatenate([f.fixef, f.fixef_se]), 4)
+        zs = _r_format(z, 3)
+        k = len(f.fixef)
+        rows = [["", "Estimate", "Std. Error", "z value", "Pr(>|z|)"]]
+        rows += [[name, est_se[i], est_se[k + i], zs[i], format_p(p[i])]
+                 for i, name in enumerate(f.fixef.index)]
+        return ["Fixed effects:"] + _table(rows, ["l", "r", "r", "r", "r"])
+
+
+def format_p(p: float) -> str:
+    """A p-value as R's ``format.pval`` prints it: ``< 2e-16`` below machine precision."""
+    if p < 2.2e-16:
+        return "< 2e-16"
+    return f"{p:.3g}" if p >= 1e-4 else f"{p:.2e}"
+
+
+__all__ = ["glmer", "GlmerFit", "Family", "FAMILIES"]
+

@@ -1,0 +1,245 @@
+r"""Confidence intervals for a linear mixed model: profile, Wald and parametric bootstrap.
+
+Rows are named as lme4's ``confint(fit, oldNames = FALSE)`` names them: for each random
+term, its standard deviations and correlations in theta's order (``sd_(Intercept)|Subject``,
+``cor_Days.(Intercept)|Subject``, ``sd_Days|Subject``), then ``sigma``, then the fixed
+effects.
+
+Profile intervals (lme4's default)
+----------------------------------
+As lme4 does, a REML fit is first refitted by maximum likelihood. For a parameter psi, the
+profile zeta(v) = sign(v - psi-hat) sqrt(d(v) - d-hat) uses the ML deviance minimised over
+every other parameter with psi held at v; the interval is where zeta = -/+ z_(1-alpha/2).
+For variance parameters the deviance is written in (standard deviations, correlations,
+sigma), with beta profiled out,
+
+.. math::  d(\phi) = \log|L_\theta|^2 - \textstyle\sum \log w + r^2(\theta)/\sigma^2
+           + n \log(2\pi\sigma^2),
+
+theta being the relative Cholesky factor of the covariance the SDs and correlations make;
+for a fixed effect beta_j, its column becomes an offset X_j v and theta is re-optimised.
+Here the ends are found by root finding on zeta itself, where lme4 interpolates a spline
+through a grid of profile points.
+
+Wald intervals are beta-hat -/+ z SE (none for variance parameters, as lme4). The parametric
+bootstrap simulates responses from the fit, refits each, and takes percentiles.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import nlopt
+import numpy as np
+import pandas as pd
+import scipy.optimize
+import scipy.stats
+
+from course_lib.mixed.pls import BlockedPLS
+
+_ZTOL = 1e-6
+
+
+def parameter_names(fit) -> list[str]:
+    """lme4's ``oldNames = FALSE`` names of the variance parameters, then sigma."""
+    names, seen = [], {}
+    for t in fit.terms:
+        k = seen.get(t.term.group, 0)
+        seen[t.term.group] = k + 1
+        grp = t.term.group if k == 0 else f"{t.term.group}.{k}"
+        rows, cols = t.theta_index
+        for i, j in zip(rows, cols, strict=True):
+            names.append(f"sd_{t.names[i]}|{grp}" if i == j
+                         else f"cor_{t.names[i]}.{t.names[j]}|{grp}")
+    return names + ["sigma"]
+
+
+def _sdcor(fit) -> np.ndarray:
+    """The variance parameters (SDs and correlations in theta's order) and sigma."""
+    out = []
+    for t, lam in zip(fit.terms, fit._lambda, strict=True):
+        cov = fit.sigma ** 2 * lam @ lam.T
+        sd = np.sqrt(np.diag(cov))
+        rows, cols = t.theta_index
+        for i, j in zip(rows, cols, strict=True):
+            out.append(sd[i] if i == j else (cov[i, j] / (sd[i] * sd[j])
+                                             if sd[i] * sd[j] > 0 else 0.0))
+    return np.append(out, fit.sigma)
+
+
+def _theta_of(fit, phi: np.ndarray) -> np.ndarray | None:
+    """theta from (SDs, correlations, sigma); None if the correlations are not valid."""
+    sigma = phi[-1]
+    theta, start = [], 0
+    for t in fit.terms:
+        rows, cols = t.theta_index
+        vals = phi[start:start + t.n_theta]
+        start += t.n_theta
+        sd = np.zeros(t.q)
+        corr = np.eye(t.q)
+        for v, i, j in zip(vals, rows, cols, strict=True):
+            if i == j:
+                sd[i] = v
+            else:
+                corr[i, j] = corr[j, i] = v
+        cov = corr * np.outer(sd, sd) / sigma ** 2
+        lam = _psd_cholesky(cov)
+        if lam is None:
+            return None
+        theta.append(lam[rows, cols])
+    return np.concatenate(theta)
+
+
+def _psd_cholesky(cov: np.ndarray) -> np.ndarray | None:
+    """Lower Cholesky factor of a positive semi-definite matrix (zero columns where a
+    variance is zero), or None if it is not positive semi-definite."""
+    q = len(cov)
+    L = np.zeros_like(cov)
+    for j in range(q):
+        d = cov[j, j] - L[j, :j] @ L[j, :j]
+        if d < -1e-10 * max(cov[j, j], 1e-300):
+            return None
+        L[j, j] = np.sqrt(max(d, 0.0))
+        for i in range(j + 1, q):
+            L[i, j] = (cov[i, j] - L[i, :j] @ L[j, :j]) / L[j, j] if L[j, j] > 0 else 0.0
+    return L
+
+
+def _bounds(fit) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = [], []
+    for t in fit.terms:
+        rows, cols = t.theta_index
+        for i, j in zip(rows, cols, strict=True):
+            lo.append(0.0 if i == j else -1.0)
+            hi.append(np.inf if i == j else 1.0)
+    return np.array(lo + [1e-12]), np.array(hi + [np.inf])
+
+
+def _minimise(f, x0, lower, upper) -> float:
+    if len(x0) == 0:
+        return f(x0)
+    opt = nlopt.opt(nlopt.LN_BOBYQA, len(x0))
+    opt.set_min_objective(lambda x, g: f(x))
+    opt.set_lower_bounds(lower)
+    opt.set_upper_bounds(upper)
+    opt.set_ftol_abs(1e-10)
+    opt.set_xtol_rel(1e-9)
+    opt.set_maxeval(20_000)
+    x0 = np.clip(x0, lower + 1e-9 * (np.isfinite(lower)), upper - 1e-9 * np.isfinite(upper))
+    try:
+        opt.optimize(x0)
+    except nlopt.RoundoffLimited:
+        pass
+    return opt.last_optimum_value()
+
+
+def _root(zeta, est: float, target: float, step: float, bound: float) -> float:
+    """The value v beyond est (towards bound) where zeta(v) = target; the bound if the
+    profile never gets there."""
+    direction = np.sign(target)
+    prev_v, prev_z = est, 0.0
+    v = est
+    for _ in range(60):
+        v = est + direction * step
+        if (direction < 0 and v <= bound) or (direction > 0 and v >= bound):
+            zb = zeta(bound)
+            if (direction < 0 and zb > target) or (direction > 0 and zb < target):
+                return bound
+            return scipy.optimize.brentq(lambda x: zeta(x) - target, prev_v, bound,
+                                         xtol=1e-10, rtol=1e-10)
+        z = zeta(v)
+        if (direction < 0 and z <= target) or (direction > 0 and z >= target):
+            return scipy.optimize.brentq(lambda x: zeta(x) - target, prev_v, v,
+                                         xtol=1e-10, rtol=1e-10)
+        prev_v, prev_z = v, z
+        step *= 1.6
+    raise ValueError("the profile did not reach the interval's end")
+
+
+def profile_intervals(fit, level: float) -> pd.DataFrame:
+    ml = fit.refit_ml()
+    z = scipy.stats.norm.ppf(0.5 + level / 2)
+    pls = ml.pls
+    n = pls.n
+    base = -2 * ml.logLik
+    phi_hat = _sdcor(ml)
+    lower, upper = _bounds(ml)
+
+    def dev(phi):
+        theta = _theta_of(ml, phi)
+        if theta is None:
+            return np.inf
+        f = pls.factor(theta)
+        if f is None:
+            return np.inf
+        s2 = phi[-1] ** 2
+        return f.ldL2 - pls.sum_log_w + f.r2 / s2 + n * np.log(2 * np.pi * s2)
+
+    rows = {}
+    names = parameter_names(ml)
+    for k, name in enumerate(names):
+        others = np.delete(np.arange(len(phi_hat)), k)
+
+        def zeta(v, k=k, others=others):
+            def g(x):
+                phi = phi_hat.copy()
+                phi[k] = v
+                phi[others] = x
+                return dev(phi)
+            d = _minimise(g, phi_hat[others], lower[others], upper[others])
+            return np.sign(v - phi_hat[k]) * np.sqrt(max(d - base, 0.0))
+
+        scale = max(abs(phi_hat[k]) * 0.1, 1e-3 if lower[k] == -1 else 1e-3 * phi_hat[-1])
+        lo = _root(zeta, phi_hat[k], -z, scale, lower[k])
+        hi = _root(zeta, phi_hat[k], z, scale, upper[k] if np.isfinite(upper[k]) else np.inf)
+        rows[name] = (lo, hi)
+
+    # fixed effects: beta_j's column becomes an offset, theta re-optimised by ML
+    X, y = ml.X, ml.y - ml.frame.offset
+    beta_hat, se = ml.fixef.to_numpy(), ml.fixef_se.to_numpy()
+    for j, name in enumerate(ml.fixef.index):
+        keep = np.delete(np.arange(X.shape[1]), j)
+        sub = BlockedPLS(ml.terms, X[:, keep], y, ml.frame.weights)
+
+        def zeta(v, j=j, sub=sub):
+            sub.set_system(X[:, keep], y - X[:, j] * v, ml.frame.weights)
+            d = _minimise(lambda th: sub.deviance(th, False), ml.theta, sub.lower,
+                          np.full(len(ml.theta), np.inf))
+            return np.sign(v - beta_hat[j]) * np.sqrt(max(d - base, 0.0))
+
+        rows[name] = (_root(zeta, beta_hat[j], -z, se[j] * 0.5, -np.inf),
+                      _root(zeta, beta_hat[j], z, se[j] * 0.5, np.inf))
+    return _frame(rows, level)
+
+
+def _frame(rows: dict, level: float) -> pd.DataFrame:
+    a = (1 - level) / 2
+    cols = [f"{100 * a:.3g} %", f"{100 * (1 - a):.3g} %"]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=cols)
+
+
+def wald_intervals(fit, level: float) -> pd.DataFrame:
+    z = scipy.stats.norm.ppf(0.5 + level / 2)
+    rows = {name: (np.nan, np.nan) for name in parameter_names(fit)}
+    for name, b, s in zip(fit.fixef.index, fit.fixef, fit.fixef_se, strict=True):
+        rows[name] = (b - z * s, b + z * s)
+    return _frame(rows, level)
+
+
+def boot_intervals(fit, level: float, nsim: int, seed: int, progress: bool) -> pd.DataFrame:
+    sims = fit.simulate(nsim, seed=seed)
+    stats = []
+    iterator = range(nsim)
+    if progress:
+        from tqdm.auto import tqdm
+        iterator = tqdm(iterator, desc="parametric bootstrap", unit="refit")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # singular refits are expected in a bootstrap
+        for i in iterator:
+            refit = fit.refit(sims[:, i])
+            stats.append(np.concatenate([_sdcor(refit), refit.fixef.to_numpy()]))
+    stats = np.array(stats)
+    a = (1 - level) / 2
+    lo, hi = np.quantile(stats, [a, 1 - a], axis=0)
+    names = parameter_names(fit) + list(fit.fixef.index)
+    return _frame(dict(zip(names, zip(lo, hi, strict=True), strict=True)), level)
