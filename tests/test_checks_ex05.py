@@ -448,3 +448,14 @@ def test_alpha_plots_with_a_scale_per_panel_or_not_diverging_fail_with_their_hin
 def test_alpha_plots_with_one_diverging_scale_pass():
     assert_full_points("ex5-alpha-plots", _alpha_plots("RdBu", True))
     assert_full_points("ex5-alpha-plots", _alpha_plots("PiYG", True))
+
+
+@pytest.mark.parametrize("alpha", [10.0, 100.0])
+def test_a_ridge_fit_is_not_the_maximum_likelihood_fit(alpha):
+    assert_fails_with_hint("ex5-fit", lambda c, s, dt, R: fit_ridge(c, s, dt, R, alpha), "penalised (ridge) fit")
+
+
+def test_fit_by_another_optimiser_passes():
+    assert_full_points("ex5-fit", lambda c, s, dt, R: optimize.minimize(
+        negloglik, np.zeros(s.shape[1]), args=(c, s, dt, R), jac=True, method="BFGS").x)
+    assert_full_points("ex5-fit", lambda c, s, dt, R: list(fit_rf(c, s, dt, R)))
