@@ -459,3 +459,52 @@ def test_fit_by_another_optimiser_passes():
     assert_full_points("ex5-fit", lambda c, s, dt, R: optimize.minimize(
         negloglik, np.zeros(s.shape[1]), args=(c, s, dt, R), jac=True, method="BFGS").x)
     assert_full_points("ex5-fit", lambda c, s, dt, R: list(fit_rf(c, s, dt, R)))
+
+
+# ------------------------------------------------------------------ more wrong and valid answers
+
+
+def _fails(part, wrong):
+    verdict = checks.run(part, wrong)
+    assert verdict.status in ("failed", "error") and verdict.points == 0, verdict
+    return verdict
+
+
+def bin_counts_searchsorted(spike_times, trigger_times, frame_duration):
+    end = trigger_times[-1] + frame_duration
+    idx = np.searchsorted(trigger_times, spike_times[spike_times < end], side="right") - 1
+    return np.bincount(idx[idx >= 0], minlength=len(trigger_times))
+
+
+@pytest.mark.parametrize("part,answer", [
+    ("ex5-binning", bin_counts_searchsorted),
+    ("ex5-binning", lambda sp, tr, d: list(bin_counts(sp, tr, d))),
+    ("ex5-ridge", lambda c, s, dt, R, alpha: optimize.minimize(
+        lambda w: (negloglik(w, c, s, dt, R)[0] + alpha * w @ w,
+                   negloglik(w, c, s, dt, R)[1] + 2 * alpha * w),
+        np.zeros(s.shape[1]), jac=True, method="BFGS").x),
+    ("ex5-ridge", lambda c, s, dt, R, alpha: list(fit_ridge(c, s, dt, R, alpha))),
+    ("ex5-svd", lambda W: tuple(map(np.asarray, space_time_svd(W)))),
+    ("ex5-svd", lambda W: [list(x) if np.ndim(x) else float(x) for x in space_time_svd(W)]),
+    ("ex5-lagged", lambda counts, frames, lags, dt: fit_lags(counts, frames, list(lags), dt).tolist()),
+    ("ex5-response-plot", plot_response),
+])
+def test_more_valid_alternatives_pass(part, answer):
+    assert_full_points(part, answer)
+
+
+@pytest.mark.parametrize("part,wrong", [
+    ("ex5-binning", lambda sp, tr, d: np.histogram(sp, bins=len(tr))[0]),  # equal-width bins
+    ("ex5-binning", lambda sp, tr, d: bin_counts(sp, tr, d) / d),  # rates, not counts
+    ("ex5-ridge", lambda c, s, dt, R, alpha: fit_ridge(c, s, dt, R, 2 * alpha)),
+    ("ex5-ridge", lambda c, s, dt, R, alpha: fit_ridge(c, s, dt, R, alpha) / np.abs(fit_ridge(c, s, dt, R, alpha)).max()),
+    ("ex5-svd", lambda W: (np.linalg.svd(W - W.mean())[0][:, 0] * 2, np.linalg.svd(W - W.mean())[2][0], 1.0)),
+    ("ex5-lagged", lambda counts, frames, lags, dt: -fit_lags(counts, frames, lags, dt)),
+    ("ex5-lagged", lambda counts, frames, lags, dt: fit_lags(counts, frames, lags, dt)[:, ::-1]),
+    ("ex5-response-plot", lambda ax, c, r, dt: (ax.plot(np.arange(len(c)) * dt, c, label="c"),
+                                                 ax.set(title="t", xlabel="time (s)", ylabel="n"), ax.legend())),
+    ("ex5-response-plot", lambda ax, c, r, dt: (ax.plot(np.arange(len(c)) * dt, c), ax.plot(np.arange(len(c)) * dt, r),
+                                                 ax.set(title="t", xlabel="time (s)", ylabel="n"))),
+])
+def test_more_wrong_answers_fail(part, wrong):
+    _fails(part, wrong)
