@@ -52,6 +52,14 @@ def test_hidden_cases_are_new_draws_of_the_same_generator(part):
     assert chk.for_seed(None) is chk  # the notebook: public cases
 
 
+def test_every_part_but_exercise_4s_is_judged_on_hidden_cases():
+    # exercise 4's checks (being rewritten with chapter 4) keep their public cases only:
+    # ex4-hdi's gamma draws make an honest HDI fail on some seeds
+    hidden = {p for p in checks.list_checks().index if checks.get_check(p).for_seed(1) is not checks.get_check(p)}
+    assert hidden == set(HONEST)
+    assert not hidden & {"ex4-model", "ex4-hdi", "ex4-lme"}
+
+
 def test_hidden_seeds_differ_per_part_and_per_run_and_repeat_for_a_regrade():
     seeds = {hidden_seed(p, r) for p in (101, 202) for r in (0, 1, 2**62)}
     assert len(seeds) == 6 and all(0 <= s < 2**63 for s in seeds)

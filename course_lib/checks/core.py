@@ -103,7 +103,8 @@ class Check:
         the run's seed; ``None`` (the notebook) gives the public cases. A check without a
         seed field (a hand-written class) has public cases only and returns itself.
         """
-        if seed is None or not dataclasses.is_dataclass(self) or not hasattr(self, "seed"):
+        if (seed is None or not getattr(self, "hidden", False)
+                or not dataclasses.is_dataclass(self) or not hasattr(self, "seed")):
             return self
         return dataclasses.replace(self, seed=hidden_seed(self.seed, seed))
 
@@ -532,6 +533,9 @@ class FunctionCheck(Check):
         give well-conditioned cases for every seed.
     time_limit : float
         Seconds one case may run in the student's kernel.
+    hidden : bool
+        Whether the grader judges the part on hidden cases (:meth:`Check.for_seed`);
+        declare it once ``draw`` is proven well-conditioned on many seeds.
     public : str
         What a student copy without the checks' code can tell (:mod:`course_lib.release`):
         ``"stored"``, the public cases with their expected outputs and the outputs of the
@@ -554,6 +558,7 @@ class FunctionCheck(Check):
     valid: Sequence[Callable[..., Any]] = ()
     time_limit: float = CASE_TIME_LIMIT
     tolerance: tuple[float, float] = (1e-6, 1e-8)
+    hidden: bool = False
     public: str = "written"
 
     def compare_fn(self) -> Callable[[Returned, Any, str], None]:

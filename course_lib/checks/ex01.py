@@ -38,7 +38,8 @@ def _ols_params(X, y):
 
 
 register(FunctionCheck(
-    part="ex1-fit-ols", points=1, function="fit_ols", seed=101, public="stored",
+    part="ex1-fit-ols", points=1, function="fit_ols",
+    seed=101, hidden=True, public="stored",
     draw=_draw_regressions, reference=_ols_params,
     mistakes=[
         (lambda X, y: _ols_params(X, y)[::-1],
@@ -59,7 +60,8 @@ def _ols_se(X, y):
 
 
 register(FunctionCheck(
-    part="ex1-standard-errors", points=1, function="ols_standard_errors", seed=202, public="stored",
+    part="ex1-standard-errors", points=1, function="ols_standard_errors",
+    seed=202, hidden=True, public="stored",
     draw=_draw_regressions, reference=_ols_se,
     mistakes=[
         (lambda X, y: _ols_se(X, y) * np.sqrt((len(y) - X.shape[1]) / len(y)),
@@ -93,7 +95,8 @@ def _predict(beta, days):
 
 
 register(FunctionCheck(
-    part="ex1-predict", points=0.5, function="predict_reaction", seed=303, public="stored",
+    part="ex1-predict", points=0.5, function="predict_reaction",
+    seed=303, hidden=True, public="stored",
     draw=lambda rng: _draw_lines(rng, with_days=True), reference=_predict,
     mistakes=[
         (lambda beta, days: beta[1] + beta[0] * np.asarray(days),
@@ -113,7 +116,8 @@ _SLOPE_ALONE = ("a change in reaction time depends on the slope alone: "
                 "each day adds beta[1] ms, so it takes ms / beta[1] days.")
 _UNITS = "check the units: ms divided by (ms per day) gives days."
 register(FunctionCheck(
-    part="ex1-days-to-slow", points=0.5, function="days_to_slow_by", seed=404, public="stored",
+    part="ex1-days-to-slow", points=0.5, function="days_to_slow_by",
+    seed=404, hidden=True, public="stored",
     draw=lambda rng: _draw_lines(rng, with_days=False), reference=_days_to_slow,
     mistakes=[
         (lambda beta, ms: ms / beta[0], _SLOPE_ALONE),
@@ -147,8 +151,9 @@ def _mean_residuals(data: pd.DataFrame, beta) -> pd.Series:
 
 
 register(FunctionCheck(
-    part="ex1-residuals-by-subject", points=1, function="residuals_by_subject", seed=505,
-    public="stored", draw=_draw_subject_subsets, reference=_mean_residuals, tolerance=(1e-6, 1e-6),
+    part="ex1-residuals-by-subject", points=1, function="residuals_by_subject",
+    seed=505, hidden=True, public="stored",
+    draw=_draw_subject_subsets, reference=_mean_residuals, tolerance=(1e-6, 1e-6),
     mistakes=[
         (lambda data, beta: data["Reaction"] - (beta[0] + beta[1] * data["Days"]),
          "you returned one residual per row: average them within each subject with groupby."),

@@ -103,7 +103,7 @@ def _intercept_only(got: Returned, expected, args):
 
 register(
     FunctionCheck(
-        part="ex2-variance-components",
+        part="ex2-variance-components", hidden=True,
         points=1,
         function="variance_components",
         draw=_draw_sleep_subsets,
@@ -152,7 +152,7 @@ def _around_zero(got: Returned, expected, args):
 
 register(
     FunctionCheck(
-        part="ex2-slope-range",
+        part="ex2-slope-range", hidden=True,
         points=0.5,
         function="typical_range",
         draw=_draw_slopes,
@@ -294,7 +294,7 @@ class LabelCheck(FunctionCheck):
 
 register(
     LabelCheck(
-        part="ex2-fixed-or-random",
+        part="ex2-fixed-or-random", hidden=True,
         points=1,
         function="fixed_or_random",
         draw=_draw_designs,
@@ -342,7 +342,7 @@ def _swapped(got: Returned, expected, args):
 
 register(
     FunctionCheck(
-        part="ex2-residual-sd",
+        part="ex2-residual-sd", hidden=True,
         points=0.5,
         function="residual_sds",
         draw=lambda rng: _draw_sleep_subsets(rng, sizes=(6, 10, 15)),
@@ -382,7 +382,7 @@ def _one_df(got: Returned, expected, args):
 
 register(
     FunctionCheck(
-        part="ex2-lrt",
+        part="ex2-lrt", hidden=True,
         points=1,
         function="lrt_random_slopes",
         draw=lambda rng: _draw_sleep_subsets(rng, sizes=(8, 12, 18)),

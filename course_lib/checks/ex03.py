@@ -81,7 +81,7 @@ def _squared(got: Returned, expected, args):
 
 register(
     FunctionCheck(
-        part="ex3-shrinkage-factor", public="stored",
+        part="ex3-shrinkage-factor", hidden=True, public="stored",
         points=1,
         function="shrinkage_factor",
         draw=_draw_factors,
@@ -173,7 +173,7 @@ def _per_row(got: Returned, expected, args):
 
 register(
     FunctionCheck(
-        part="ex3-ranef-by-hand",
+        part="ex3-ranef-by-hand", hidden=True,
         points=1,
         function="ranef_by_hand",
         draw=_draw_random_intercepts,
@@ -256,7 +256,7 @@ def _row_order(got: Returned, expected, args):
 
 register(
     FunctionCheck(
-        part="ex3-predict-held-out",
+        part="ex3-predict-held-out", hidden=True,
         points=1.5,
         function="predict_held_out",
         draw=_draw_splits,
