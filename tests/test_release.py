@@ -247,7 +247,8 @@ def test_student_tree_holds_the_book_the_student_notebooks_and_the_package_only(
     for rel, text in files.items():
         if rel.startswith("chapters/"):
             for module in re.findall(r"course_lib\.(\w+)", text):
-                assert f"course_lib/{module}.py" in files, f"{rel} uses course_lib.{module}"
+                assert f"course_lib/{module}.py" in files or f"course_lib/{module}/__init__.py" in files, \
+                    f"{rel} uses course_lib.{module}"
     # the links point at the published repository and at exercises/, not at the instructors' one
     assert "exercises/student/" not in files["exercises.md"]
     assert "https://mybinder.org/v2/gh/some-university/rf-course-2026/main?urlpath=lab/tree/exercises/05-" \
