@@ -241,6 +241,29 @@ def test_a_genuine_record_of_a_right_answer_passes():
     assert result["status"] == "passed" and result["points"] == 1.0
 
 
+def test_the_kernel_collects_and_the_judge_judges_the_hidden_cases_of_the_runs_seed():
+    plan = Assignment.load(ASSIGNMENT).plan(load(), seed=4242)
+    assert [c.source for c in plan.cells if c.part][0].endswith(
+        ".emit('ex1-fit-ols', globals(), 'fit_ols', seed=4242)")
+    honest = lambda X, y: __import__("numpy").linalg.lstsq(X, y, rcond=None)[0]  # noqa: E731
+    hidden = _record({"collected": checks.get_check("ex1-fit-ols").for_seed(4242).collect(honest)})
+    assert judge_part(PART, hidden, seed=4242)["points"] == 1.0
+    # judged on another run's cases (or the public ones), the same record is wrong
+    assert judge_part(PART, hidden, seed=4243)["points"] == 0.0
+    assert judge_part(PART, hidden)["points"] == 0.0
+
+
+def test_the_run_seed_is_fresh_per_output_folder_kept_for_a_resume_and_given_for_a_regrade(tmp_path):
+    from course_lib.grading.batch import run_seed
+
+    first = run_seed(tmp_path / "a")
+    assert run_seed(tmp_path / "a") == first  # an interrupted run resumes on the same cases
+    assert run_seed(tmp_path / "b") != first  # another run: other hidden cases
+    assert run_seed(tmp_path / "b", seed=first) == first == run_seed(tmp_path / "b")
+    with pytest.raises(ValueError, match="grading seed"):
+        run_seed(tmp_path / "c", seed=-1)
+
+
 @pytest.mark.parametrize(
     "event,status,words",
     [
@@ -320,6 +343,7 @@ def grade(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
         (["exercises/01-regression.ipynb", "{empty}"], "no submissions (*.ipynb) in folder"),
         (["exercises/01-regression.ipynb", "nobody.ipynb"], "submission not found: nobody.ipynb"),
         (["exercises/01-regression.ipynb", "exercises/01-regression.ipynb"], "also listed as a submission"),
+        (["exercises/01-regression.ipynb", "x.ipynb", "--seed", "-1"], "--seed must be an integer"),
     ],
 )
 def test_bad_command_lines_fail_with_a_clear_message(tmp_path, args, message):
@@ -443,6 +467,14 @@ def test_every_submission_gets_the_right_status_and_points(batch):
                 wrong.append(f"{name}: integrity column {row['integrity']!r}, want every part")
         assert row["max_total"] == "5"
     assert not wrong, "\n".join(wrong)
+
+
+@needs_sandbox
+def test_results_record_the_runs_secret_seed_for_a_regrade(batch):
+    results = json.loads((batch.out / "results.json").read_text())
+    seed = int((batch.out / ".cache" / "seed").read_text())
+    assert results["seed"] == seed
+    assert {r.get("seed") for r in results["submissions"]} == {seed}
 
 
 @needs_sandbox
