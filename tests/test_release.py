@@ -285,15 +285,27 @@ def test_no_solution_region_survives_in_the_student_tree(tree):
         assert not [p for p in tree.rglob("*") if p.is_file() and p.read_bytes() == data]
 
 
+def _string_literal(line: str) -> bool:
+    """A line that is only a string (a hint or message the student is shown anyway)."""
+    import ast
+
+    try:
+        node = ast.parse(line.rstrip(",").rstrip(")").lstrip("(") or "0", mode="eval").body
+    except SyntaxError:
+        return False
+    return isinstance(node, (ast.Constant, ast.JoinedStr))
+
+
 def test_no_check_reference_survives_in_the_student_tree(tree):
-    """The check modules compute the reference answers (``_days_to_slow``: ``ms / beta[1]``)
-    and recognise the mistakes: none of their code is in the tree."""
+    """The exercises' check modules compute the reference answers (``_days_to_slow``:
+    ``ms / beta[1]``) and recognise the mistakes: none of their code is in the tree (the
+    hints they print, and the stored public cases, are meant for the student)."""
     files = tree_files(tree)
     public = "\n".join(text for rel, text in files.items() if verbatim_public(tree, rel))
     reference_lines = {
-        line.strip() for path in (ROOT / "course_lib" / "checks").glob("*.py") if path.name != "__init__.py"
+        line.strip() for path in (ROOT / "course_lib" / "checks").glob("ex*.py")
         for line in path.read_text(encoding="utf-8").splitlines()
-        if len(line.strip()) >= 30 and line.strip() not in public
+        if len(line.strip()) >= 30 and line.strip() not in public and not _string_literal(line.strip())
     }
     assert len(reference_lines) > 500
     for rel, text in files.items():
@@ -303,37 +315,73 @@ def test_no_check_reference_survives_in_the_student_tree(tree):
     assert not re.search(r"def (judge|collect)|import statsmodels|\bsm\.", files["course_lib/checks/__init__.py"])
 
 
-def test_student_tree_check_cells_run_and_say_whether_each_answer_is_written(tree):
-    """In the tree, with the tree's course_lib first on the path: every check cell of every
-    student notebook runs, reports the stub, and reports a written answer once solved."""
+#: For each part whose check stores its public cases: a plausible wrong answer, run in the
+#: student tree's notebook, and words of the hint it must get there.
+WRONG_IN_TREE = {
+    "ex1-fit-ols": ("def fit_ols(X, y):\n    return X.T @ y\n", "normal equations"),
+    "ex1-standard-errors": ("def ols_standard_errors(X, y):\n"
+                            "    return np.sqrt(np.diag(np.linalg.inv(X.T @ X)))\n", "σ̂"),
+    "ex1-predict": ("def predict_reaction(beta, days):\n    return beta[1] * np.asarray(days)\n",
+                    "left out the intercept"),
+    "ex1-days-to-slow": ("def days_to_slow_by(beta, ms):\n    return beta[1] / ms\n", "units"),
+    "ex1-residuals-by-subject": ("def residuals_by_subject(data, beta):\n"
+                                 "    return data['Reaction'] - beta[0] - beta[1] * data['Days']\n",
+                                 "one residual per row"),
+}
+
+
+def test_student_tree_notebooks_give_a_verdict_at_once_right_and_wrong(tree):
+    """In the tree, with the tree's course_lib first on the path, each student notebook's
+    setup cell, then each part's answer and its check cell: the stub is reported; the
+    instructor's answer gets ✔ where the part stores public cases (✎, written, elsewhere);
+    a plausible wrong answer gets ✘ with its hint."""
     script = f"""
 import json, course_lib, course_lib.checks as checks
 from course_lib import datasets, lnp, lfp, mixed, pooling, regression
 assert course_lib.__file__.startswith({str(tree)!r}), course_lib.__file__
+wrong = {WRONG_IN_TREE!r}
 out = {{}}
 for name in {[p.name for p in INSTRUCTOR]!r}:
-    for which, folder in (("student", "exercises"), ("solved", {str(ROOT / "exercises")!r})):
-        nb = json.load(open(f"{{folder}}/{{name}}"))
-        ns = {{"checks": checks}}
+    solved = {{c.get("id"): "".join(c["source"]) for c in json.load(open(f"{str(ROOT / "exercises")}/{{name}}"))["cells"]}}
+    for which in ("student", "solved", "wrong"):
+        nb = json.load(open(f"exercises/{{name}}"))
+        ns = {{}}
         for cell in nb["cells"]:
             role = cell["metadata"].get("course", {{}}).get("role")
-            if role == "solution":
+            part = cell["metadata"].get("course", {{}}).get("part")
+            if cell.get("id") == "setup":
                 exec("".join(cell["source"]), ns)
+            elif role == "solution":
+                source = "".join(cell["source"]) if which == "student" else solved[cell["id"]]
+                exec(wrong[part][0] if which == "wrong" and part in wrong else source, ns)
             elif role == "check":
-                out[f"{{which}} {{cell['metadata']['course']['part']}}"] = str(checks.run(
-                    cell["metadata"]["course"]["part"],
-                    *[ns[n] for n in checks.PARTS[cell["metadata"]["course"]["part"]]["names"]]))
+                out[f"{{which}} {{part}}"] = str(checks.run(part, *[ns[n] for n in checks.PARTS[part]["names"]]))
 print(json.dumps(out))
 """
     proc = subprocess.run([sys.executable, "-c", script], cwd=tree, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(tree)}, timeout=300)
+                          env={**os.environ, "PYTHONPATH": str(tree)}, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     verdicts = json.loads(proc.stdout.splitlines()[-1])
     parts = [part for path in INSTRUCTOR for part, _ in points_table(nbformat.read(path, as_version=4))]
-    assert len(verdicts) == 2 * len(parts)
+    assert len(verdicts) == 3 * len(parts)
+    stored = set(checks_public_parts(tree))
+    assert set(WRONG_IN_TREE) <= stored
     for part in parts:
         assert "still raises NotImplementedError" in verdicts[f"student {part}"], verdicts[f"student {part}"]
-        assert verdicts[f"solved {part}"].startswith(f"✎ {part}  ?/"), verdicts[f"solved {part}"]
+        mark = "✔" if part in stored else "✎"
+        assert verdicts[f"solved {part}"].startswith(f"{mark} {part}  "), verdicts[f"solved {part}"]
+        if part in WRONG_IN_TREE:
+            got = verdicts[f"wrong {part}"]
+            assert got.startswith(f"✘ {part}  0/") and "should" in got, got
+            assert "Hint: " in got and WRONG_IN_TREE[part][1] in got, got
+
+
+def checks_public_parts(tree: Path) -> list[str]:
+    """The parts whose public cases the tree's checks store."""
+    proc = subprocess.run([sys.executable, "-c", "import json, course_lib.checks as c; print(json.dumps(list(c.PUBLIC)))"],
+                          cwd=tree, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tree)})
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 def test_student_tree_refuses_a_folder_in_use(tmp_path):
