@@ -18,7 +18,7 @@ so :math:`\lambda` is a rate in spikes/s, :math:`e^{\beta_0}` the typical baseli
 ``corr``; :math:`\sigma_\varepsilon` (``overdispersion``, default 0) is a trial-level
 log-normal noise, the "observation-level random effect" that ``(1 | trial)`` models in
 ``glmer``. Neurons whose rates fall outside ``rate_range`` in either condition are redrawn
-(a truncated population; with the defaults fewer than 1% are). The model is exactly
+(a truncated population). The model is exactly
 ``count ~ stim + (1 + stim | neuron) + offset(log(duration))``.
 
 Pooling with a binary stimulus
@@ -103,7 +103,7 @@ def simulate_population(n_neurons: int = 60, n_trials: int = 40, n_sparse: int =
     n_trials : int
         Trials per neuron for the well-sampled neurons, half with the stimulus (even, >= 4).
     n_sparse : int
-        How many neurons (the first ones, chosen at random) have only ``sparse_trials``.
+        How many neurons (chosen at random) have only ``sparse_trials``.
     sparse_trials : int
         Trials of a sparse neuron (even, >= 2).
     n_sessions : int
@@ -431,7 +431,7 @@ def glmm_model(neuron, stim, log_exposure, n_neurons, y=None, family="poisson",
     tau = numpyro.sample("tau", dist.HalfNormal(jnp.ones(2)))
     L = numpyro.sample("L", dist.LKJCholesky(2, 2.0))
     # centred: most neurons' data pin their tuning down, where the centred form samples
-    # better (the non-centred form mixed beta0 slowly, r-hat 1.08 on the chapter's data)
+    # better (the non-centred form mixed beta0 slowly: r-hat 1.08 on simulate_population(seed=1))
     b = numpyro.sample("b", dist.MultivariateNormal(jnp.zeros(2), scale_tril=tau[:, None] * L)
                        .expand([n_neurons]))
     eta = beta0 + b[neuron, 0] + (beta1 + b[neuron, 1]) * stim + log_exposure
