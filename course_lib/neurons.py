@@ -431,7 +431,8 @@ def glmm_model(neuron, stim, log_exposure, n_neurons, y=None, family="poisson",
     tau = numpyro.sample("tau", dist.HalfNormal(jnp.ones(2)))
     L = numpyro.sample("L", dist.LKJCholesky(2, 2.0))
     # centred: most neurons' data pin their tuning down, where the centred form samples
-    # better (the non-centred form mixed beta0 slowly: r-hat 1.08 on simulate_population(seed=1))
+    # better (the non-centred form mixed beta0 slowly: r-hat 1.08 on the population of
+    # simulate_population(seed=1))
     b = numpyro.sample("b", dist.MultivariateNormal(jnp.zeros(2), scale_tril=tau[:, None] * L)
                        .expand([n_neurons]))
     eta = beta0 + b[neuron, 0] + (beta1 + b[neuron, 1]) * stim + log_exposure
