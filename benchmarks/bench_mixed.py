@@ -44,7 +44,7 @@ MEMORY_BUDGET_MB = 1024
 CHILD = textwrap.dedent("""
     import json, resource, sys, time, warnings
     sys.path.insert(0, {tests!r})
-    from test_mixed_engine import dataset
+    from mixed_data import dataset
     from course_lib.mixed import lmer
     name, formula, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
     data = dataset(name)
@@ -95,7 +95,7 @@ def r_fits(names: list[str], repeats: int) -> dict | None:
     if shutil.which("Rscript") is None:
         return None
     sys.path.insert(0, str(ROOT / "tests"))
-    from test_mixed_engine import dataset
+    from mixed_data import dataset
     with tempfile.TemporaryDirectory() as tmp:
         spec = {}
         for name in names:

@@ -436,8 +436,9 @@ def test_anova_rejects_bad_input(fits, data):
 
 
 # Fits on which BFGS from statsmodels' default start stalled far from the optimum (the
-# engine before this one); lmer must reach lme4's optimum. Values: tests/reference/lme4_hard_starts.R (R 4.2.2,
-# lme4 1.1-31, bobyqa rhoend = 1e-12): REMLcrit, fixef, as.data.frame(VarCorr(fit))$vcov.
+# engine before this one); lmer must reach lme4's optimum. Values:
+# tests/reference/lme4_hard_starts.R (R 4.2.2, lme4 1.1-31, bobyqa rhoend = 1e-12): REMLcrit,
+# fixef, as.data.frame(VarCorr(fit))$vcov.
 HARD_STARTS = {
     "pixel_linear_slopes": (
         "pixel ~ 1 + day + (1 + day | Dog)", None,
@@ -462,3 +463,18 @@ def test_lmer_reaches_lme4_optimum_where_a_gradient_optimiser_stalled(name):
         fit = lmer(formula, data)
     got = [fit.REMLcrit, *fit.fixef, *fit.VarCorr["vcov"]]
     np.testing.assert_allclose(got, ref, rtol=5e-5)
+
+
+def test_anova_without_refit_compares_reml_fits_with_the_same_fixed_effects(fits):
+    # valid: same fixed effects, REML criteria (the chapter says so); lme4's refit = FALSE
+    table = anova(fits["sleep_intercept_reml"], fits["sleep_correlated_reml"], refit=False)
+    want = fits["sleep_intercept_reml"].REMLcrit - fits["sleep_correlated_reml"].REMLcrit
+    assert table["Chisq"].iloc[1] == pytest.approx(want, rel=1e-12)
+
+
+def test_anova_without_refit_refuses_reml_fits_with_different_fixed_effects(data):
+    a = lmer("Reaction ~ 1 + (1 | Subject)", data["sleepstudy"])
+    b = lmer("Reaction ~ Days + (1 | Subject)", data["sleepstudy"])
+    with pytest.raises(ValueError, match="REML criteria compare only models with the same "
+                                         "fixed effects"):
+        anova(a, b, refit=False)

@@ -12,7 +12,6 @@ logLik; correlations to 5e-4 absolute. The tolerances below are tighter where th
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import warnings
 from functools import cache
@@ -25,6 +24,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from course_lib.datasets import load_sleepstudy
 from course_lib.designs import simulate_crossed
+from mixed_data import dataset
 from course_lib.mixed import RankDeficiencyWarning, lmer
 from course_lib.mixed import pls as pls_module
 
@@ -33,36 +33,6 @@ REFERENCE = json.loads((HERE / "engine_reference.json").read_text(encoding="utf-
 FITS = REFERENCE["fits"]
 RTOL = 1e-4          # 4 significant figures, the promise
 CORR_ATOL = 5e-4
-
-_spec = importlib.util.spec_from_file_location("engine_make_data", HERE / "make_data.py")
-make_data = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_data)
-
-#: columns of the lme4 data sets that are numbers, not factors
-_NUMERIC = {"InstEval": ["y"], "Penicillin": ["diameter"], "Pastes": ["strength"],
-            "Dyestuff2": ["Yield"]}
-
-
-@cache
-def dataset(name: str) -> pd.DataFrame:
-    if name in make_data.SIMULATED:
-        return make_data.simulated(name)
-    if name in _NUMERIC:
-        frame = pd.read_csv(HERE / "data" / f"{name}.csv.gz")
-        for col in frame.columns:
-            if col not in _NUMERIC[name]:
-                frame[col] = pd.Categorical(frame[col], categories=sorted(frame[col].unique()))
-        return frame
-    sleep = load_sleepstudy()
-    if name == "sleep_na":  # R: Reaction[seq(5, 180, by = 17)], Days[seq(11, 180, by = 23)]
-        sleep = sleep.astype({"Days": "float64"})
-        sleep.loc[np.arange(4, 180, 17), "Reaction"] = np.nan
-        sleep.loc[np.arange(10, 180, 23), "Days"] = np.nan
-        return sleep
-    sleep["w"] = 1 + sleep["Days"] % 3
-    sleep["Days2"] = 2 * sleep["Days"]
-    return sleep
-
 
 SLOW = {"crossed100k_slope_reml", "insteval_reml"}
 
@@ -234,6 +204,7 @@ def test_offset_in_formula_equals_subtracting_it_from_the_response():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"weights": -np.ones(180)}, "weights must be positive"),
+    ({"weights": np.r_[np.nan, np.ones(179)]}, r"weights has 1 missing value\(s\)"),
     ({"weights": np.ones(5)}, r"weights must have one value per row of data \(180\)"),
     ({"weights": "nope"}, "column 'nope' not found"),
     ({"offset": "Subject"}, "column 'Subject' of data must be numeric"),

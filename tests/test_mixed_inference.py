@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from course_lib.datasets import load_machines, load_sleepstudy
+from course_lib.datasets import load_sleepstudy
 from course_lib.designs import simulate_crossed
+from mixed_data import dataset
 from course_lib.mixed import anova, lmer
 
 HERE = Path(__file__).parent / "reference" / "engine"
@@ -22,13 +23,7 @@ REF = json.loads((HERE / "lmerTest_reference.json").read_text(encoding="utf-8"))
 RTOL = 2e-3
 
 
-def _data(name):
-    if name == "sleepstudy":
-        return load_sleepstudy()
-    if name == "Machines":
-        return load_machines()
-    from test_mixed_engine import dataset  # the crossed design, regenerated from its seed
-    return dataset(name)
+_data = dataset
 
 
 @pytest.fixture(scope="module")

@@ -16,20 +16,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from course_lib.datasets import load_machines, load_sleepstudy
+from course_lib.datasets import load_sleepstudy
+from mixed_data import dataset
 from course_lib.mixed import lmer
 
 HERE = Path(__file__).parent / "reference" / "engine"
 REF = json.loads((HERE / "confint_reference.json").read_text(encoding="utf-8"))["fits"]
 
 
-def _data(name):
-    if name == "sleepstudy":
-        return load_sleepstudy()
-    if name == "Machines":
-        return load_machines()
-    from test_mixed_engine import dataset
-    return dataset(name)
+_data = dataset
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +76,17 @@ def test_simulated_responses_have_the_models_mean_and_variance():
     assert sims.var(axis=1).mean() == pytest.approx(var, rel=0.05)
 
 
+def test_simulate_on_a_planned_design_uses_the_fitted_parameters():
+    fit = lmer("Reaction ~ Days + (Days | Subject)", load_sleepstudy())
+    plan = pd.DataFrame({"Subject": np.repeat([f"new{k}" for k in range(300)], 10),
+                         "Days": np.tile(np.arange(10), 300)})
+    sims = fit.simulate(1, seed=5, newdata=plan)[:, 0]
+    plan = plan.assign(Reaction=sims)
+    refit = lmer("Reaction ~ Days + (Days | Subject)", plan)
+    np.testing.assert_allclose(refit.fixef, fit.fixef, rtol=0.05)
+    assert refit.sigma == pytest.approx(fit.sigma, rel=0.05)
+
+
 def test_a_thousand_refits_of_a_chapter4_sized_model_take_seconds():
     rng = np.random.default_rng(0)
     mouse = np.repeat(np.arange(8), 60)
@@ -102,7 +108,6 @@ def test_a_thousand_refits_of_a_chapter4_sized_model_take_seconds():
 
 
 def test_profile_of_a_singular_fit_is_refused_offering_the_bootstrap():
-    from test_mixed_engine import dataset
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -23,7 +23,6 @@ import warnings
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
-import nlopt
 import numpy as np
 import pandas as pd
 import scipy.stats
@@ -33,6 +32,7 @@ from threadpoolctl import ThreadpoolController
 from course_lib._validate import require_columns, require_frame, require_no_nan
 from course_lib.mixed.formula import ParsedFormula, _used_columns, parse_formula
 from course_lib.mixed.frame import ModelFrame, model_frame
+from course_lib.mixed.optimize import bobyqa
 from course_lib.mixed.pls import BlockedPLS, Factor
 from course_lib.mixed.summary import LmerSummary
 from course_lib.mixed.terms import ReTerm, random_terms
@@ -47,8 +47,9 @@ SINGULAR_TOL = 1e-4
 #: BOBYQA's stopping rules, tighter than lme4's defaults (which stop when the deviance
 #: changes by 1e-8 absolute and agree with a tight fit to only 4-5 digits in theta); on the
 #: reference fits they agree with tightly converged lme4 to 8e-6 relative in every SE and SD.
-OPTIMIZER = {"algorithm": "NLOPT_LN_BOBYQA", "ftol_abs": 1e-10, "xtol_rel": 1e-8,
-             "maxeval": 100_000, "initial_step": 0.2}
+OPTIMIZER = {"ftol_abs": 1e-10, "xtol_rel": 1e-8, "maxeval": 100_000, "initial_step": 0.2}
+#: Small models (one dense Cholesky per evaluation) afford tighter rules: theta to ~1e-9.
+TINY_OPTIMIZER = {"ftol_abs": 1e-12, "xtol_rel": 1e-10}
 
 def lmer(formula: str, data: pd.DataFrame, REML: bool = True,  # noqa: N803
          weights=None, offset=None) -> LmerFit:
@@ -134,26 +135,14 @@ def _fit(parsed: ParsedFormula, frame: ModelFrame, terms: list[ReTerm], reml: bo
 def _optimise(pls: BlockedPLS, reml: bool, start: np.ndarray | None) -> tuple[np.ndarray, int]:
     """theta-hat by BOBYQA, restarted once from the boundary if the criterion decreases
     when a variance at zero is moved off it (lme4's ``restart_edge``)."""
-    count = [0]
-
-    def objective(x, grad):
-        count[0] += 1
-        return pls.deviance(x, reml)
+    count = 0
 
     def run(x0):
-        opt = nlopt.opt(nlopt.LN_BOBYQA, len(x0))
-        opt.set_min_objective(objective)
-        lower = np.where(np.isfinite(pls.lower), pls.lower, -np.inf)
-        opt.set_lower_bounds(lower)
-        opt.set_ftol_abs(OPTIMIZER["ftol_abs"])
-        opt.set_xtol_rel(OPTIMIZER["xtol_rel"])
-        opt.set_maxeval(OPTIMIZER["maxeval"])
-        opt.set_initial_step(OPTIMIZER["initial_step"])
-        try:
-            return np.asarray(opt.optimize(np.maximum(x0, lower)))
-        except nlopt.RoundoffLimited:
-            return np.asarray(opt.last_optimum_result()) if opt.last_optimum_value() < np.inf \
-                else np.asarray(x0)
+        nonlocal count
+        settings = OPTIMIZER if pls._tiny is None else {**OPTIMIZER, **TINY_OPTIMIZER}
+        x, _, n = bobyqa(lambda t: pls.deviance(t, reml), x0, pls.lower, **settings)
+        count += n
+        return x
 
     x0 = pls.theta0 if start is None else np.asarray(start, dtype=float)
     with _blas_threads(pls):
@@ -167,7 +156,7 @@ def _optimise(pls: BlockedPLS, reml: bool, start: np.ndarray | None) -> tuple[np
                 if pls.deviance(moved, reml) < base:
                     theta = run(moved)
                     break
-    return theta, count[0]
+    return theta, count
 
 
 @lru_cache(maxsize=1)
@@ -620,17 +609,24 @@ class LmerFit:
             return intervals.boot_intervals(self, level, int(nsim), seed, progress)
         raise ValueError(f"method must be 'profile', 'Wald' or 'boot', got {method!r}")
 
-    def simulate(self, nsim: int = 1, seed: int = 0) -> np.ndarray:
+    def simulate(self, nsim: int = 1, seed: int = 0,
+                 newdata: pd.DataFrame | None = None) -> np.ndarray:
         """Responses simulated from the fitted model (lme4's ``simulate``, ``use.u=FALSE``):
         new random effects b ~ N(0, sigma^2 Lambda Lambda^T) and new noise for each
-        replicate, on the fitted rows.
+        replicate, on the fitted rows or on the rows of ``newdata`` (a planned design with
+        the predictor and grouping columns; its levels need not be the fitted ones).
 
         Returns
         -------
-        numpy.ndarray, shape (nobs, nsim)
+        numpy.ndarray, shape (rows, nsim)
         """
         if not isinstance(nsim, int | np.integer) or nsim < 1:
             raise ValueError(f"nsim must be a positive integer, got {nsim!r}")
+        if newdata is not None:
+            from course_lib.mixed.power import simulate_lmm
+            covs = [self.sigma ** 2 * lam @ lam.T for lam in self._lambda]
+            return simulate_lmm(self.formula, newdata, self.fixef.to_dict(), covs, self.sigma,
+                                nsim, seed)
         rng = np.random.default_rng(seed)
         mean = self.X @ self.fixef.to_numpy() + self.frame.offset
         out = np.empty((self.nobs, nsim))

@@ -110,7 +110,7 @@ def _random_term(inner: str, formula: str) -> list[RandomTerm]:
     names = [p for s, p in pieces if s == "+" and p not in ("0", "1")]
     intercept = not any((s == "+" and p == "0") or (s == "-" and p == "1") for s, p in pieces)
     lhss = (["1"] if intercept else []) + [f"0 + {p}" for p in names]
-    return [RandomTerm(l, factors) for factors in groups for l in lhss]
+    return [RandomTerm(lhs_k, factors) for factors in groups for lhs_k in lhss]
 
 
 def parse_formula(formula: str) -> ParsedFormula:

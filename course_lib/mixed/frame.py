@@ -26,7 +26,7 @@ import pandas as pd
 import patsy
 
 from course_lib._validate import require_columns, require_numeric
-from course_lib.mixed.formula import ParsedFormula, _names_in, _used_columns
+from course_lib.mixed.formula import ParsedFormula, _used_columns
 
 #: R's ``qr()`` tolerance for a column to count as linearly dependent on earlier ones.
 RANK_TOL = 1e-7
@@ -263,10 +263,12 @@ def model_frame(parsed: ParsedFormula, data: pd.DataFrame, weights=None, offset=
     require_columns(data, used)
     w, w_col = _vector(weights, data, "weights")
     off, off_col = _vector(offset, data, "offset")
+    if w is not None and np.isnan(w).any():
+        raise ValueError(f"weights has {int(np.isnan(w).sum())} missing value(s) (first at row "
+                         f"{int(np.flatnonzero(np.isnan(w))[0])}); a prior weight must be given "
+                         f"for every row")
     missing = (data[used].isna().any(axis=1).to_numpy(copy=True) if used
                else np.zeros(len(data), bool))
-    if w is not None:
-        missing |= np.isnan(w)
     if off is not None:
         missing |= np.isnan(off)
     n_omitted = int(missing.sum())

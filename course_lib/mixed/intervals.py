@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import warnings
 
-import nlopt
 import numpy as np
 import pandas as pd
 import scipy.optimize
 import scipy.stats
 
+from course_lib.mixed.optimize import bobyqa
 from course_lib.mixed.pls import BlockedPLS
 
 _ZTOL = 1e-6
@@ -116,29 +116,16 @@ def _bounds(fit) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _minimise(f, x0, lower, upper) -> float:
-    if len(x0) == 0:
-        return f(x0)
-    opt = nlopt.opt(nlopt.LN_BOBYQA, len(x0))
-    opt.set_min_objective(lambda x, g: f(x))
-    opt.set_lower_bounds(lower)
-    opt.set_upper_bounds(upper)
-    opt.set_ftol_abs(1e-10)
-    opt.set_xtol_rel(1e-9)
-    opt.set_maxeval(20_000)
-    x0 = np.clip(x0, lower + 1e-9 * (np.isfinite(lower)), upper - 1e-9 * np.isfinite(upper))
-    try:
-        opt.optimize(x0)
-    except nlopt.RoundoffLimited:
-        pass
-    return opt.last_optimum_value()
+    # start strictly inside the bounds, where the profiled deviance is defined
+    inside = np.clip(x0, lower + 1e-9 * np.isfinite(lower), upper - 1e-9 * np.isfinite(upper))
+    return bobyqa(f, inside, lower, upper, ftol_abs=1e-10, xtol_rel=1e-9, maxeval=20_000)[1]
 
 
 def _root(zeta, est: float, target: float, step: float, bound: float) -> float:
     """The value v beyond est (towards bound) where zeta(v) = target; the bound if the
     profile never gets there."""
     direction = np.sign(target)
-    prev_v, prev_z = est, 0.0
-    v = est
+    prev_v = est
     for _ in range(60):
         v = est + direction * step
         if (direction < 0 and v <= bound) or (direction > 0 and v >= bound):
@@ -151,7 +138,7 @@ def _root(zeta, est: float, target: float, step: float, bound: float) -> float:
         if (direction < 0 and z <= target) or (direction > 0 and z >= target):
             return scipy.optimize.brentq(lambda x: zeta(x) - target, prev_v, v,
                                          xtol=1e-10, rtol=1e-10)
-        prev_v, prev_z = v, z
+        prev_v = v
         step *= 1.6
     raise ValueError("the profile did not reach the interval's end")
 

@@ -55,6 +55,10 @@ from course_lib.mixed.terms import ReTerm
 #: Above this many entries, A_R1 (the coupling of the first term to the rest) stays sparse.
 DENSE_COUPLING_MAX = 2_000_000
 
+#: Models with at most this many columns in [Z X y] evaluate the deviance by one dense
+#: Cholesky of the whole system (faster than the blocked steps at this size).
+TINY_MAX = 120
+
 #: Largest memory the dense block may take, in bytes; above it the model is refused with the
 #: memory it would need. ``COURSE_MIXED_MAX_BYTES`` overrides it.
 MAX_DENSE_BYTES = int(os.environ.get("COURSE_MIXED_MAX_BYTES", 1_500_000_000))
@@ -146,6 +150,54 @@ class BlockedPLS:
                 + [np.full(self.p + 1, ntheta)]).astype(int)
         if self.dense_coupling and self.q1 > 1:
             self._AR1_levels = self.AR1.reshape(self.m, self.m1, self.q1).transpose(1, 0, 2)
+        self._tiny = None
+        if self.dense_coupling and self.m1 * self.q1 + self.m <= TINY_MAX:
+            self._tiny = self._tiny_system()
+
+    def _tiny_system(self) -> dict:
+        """The whole cross-product matrix as one dense array, and where each theta goes in
+        the dense Lambda, for models small enough that one dense Cholesky of everything
+        (sleepstudy: 39 x 39) costs less than the blocked steps' bookkeeping."""
+        m1q1, m = self.m1 * self.q1, self.m
+        N = m1q1 + m
+        A = np.zeros((N, N))
+        for j in range(self.m1):
+            sl = slice(j * self.q1, (j + 1) * self.q1)
+            A[sl, sl] = self.A11[j]
+        A[m1q1:, :m1q1] = self.AR1
+        A[:m1q1, m1q1:] = self.AR1.T
+        A[m1q1:, m1q1:] = self.ARR
+        rows, cols, which = [], [], []
+        offsets = [0] + [m1q1 + int(o) for o in self.rest_offsets[:-1]]
+        for t, start, sl, (ti, tj) in zip(self.terms, offsets, self.theta_slices,
+                                          self._theta_idx, strict=True):
+            base = start + np.arange(t.n_levels)[:, None] * t.q  # first column of each level
+            rows.append((base + ti[None, :]).ravel())
+            cols.append((base + tj[None, :]).ravel())
+            which.append(np.tile(np.arange(sl.start, sl.stop), t.n_levels))
+        lam = np.zeros((N, N))
+        lam[np.arange(N - m + self.mZ, N), np.arange(N - m + self.mZ, N)] = 1.0  # X and y
+        nz = m1q1 + self.mZ
+        return {"A": A, "lam": lam, "rows": np.concatenate(rows), "cols": np.concatenate(cols),
+                "which": np.concatenate(which), "diag_z": np.arange(nz) * (N + 1), "nz": nz}
+
+    def _tiny_deviance(self, theta: np.ndarray, reml: bool) -> float:
+        t = self._tiny
+        lam = t["lam"].copy()
+        lam[t["rows"], t["cols"]] = theta[t["which"]]
+        M = lam.T @ t["A"] @ lam
+        M.flat[t["diag_z"]] += 1.0
+        try:
+            L = np.linalg.cholesky(M)
+        except np.linalg.LinAlgError:
+            return np.inf
+        d = np.diagonal(L)
+        r2 = d[-1] ** 2
+        if not np.all(d[:-1] > 0) or not r2 > 0:
+            return np.inf
+        logd = 2.0 * np.log(d[:-1])
+        nz = t["nz"]
+        return self._criterion(logd[:nz].sum(), logd[nz:].sum(), r2, reml)
 
     def _dense_products(self, zw: np.ndarray, X: np.ndarray, y: np.ndarray, sw: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray]:
@@ -272,31 +324,41 @@ class BlockedPLS:
     # ---- the criterion ----------------------------------------------------------------
     def deviance(self, theta: np.ndarray, reml: bool) -> float:
         """The profiled deviance (ML) or REML criterion at theta; +inf where undefined."""
-        f = self.factor(np.asarray(theta, dtype=float))
+        theta = np.asarray(theta, dtype=float)
+        if self._tiny is not None:
+            return self._tiny_deviance(theta, reml)
+        f = self.factor(theta)
         if f is None or not f.r2 > 0:
             return np.inf
         return self.criterion(f, reml)
 
     def criterion(self, f: Factor, reml: bool) -> float:
+        return self._criterion(f.ldL2, f.ldRX2, f.r2, reml)
+
+    def _criterion(self, ldL2: float, ldRX2: float, r2: float, reml: bool) -> float:
         n, p = self.n, self.p
         if reml:
             dof = n - p
-            return (f.ldL2 - self.sum_log_w + f.ldRX2
-                    + dof * (1.0 + np.log(2.0 * np.pi * f.r2 / dof)))
-        return f.ldL2 - self.sum_log_w + n * (1.0 + np.log(2.0 * np.pi * f.r2 / n))
+            return ldL2 - self.sum_log_w + ldRX2 + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
+        return ldL2 - self.sum_log_w + n * (1.0 + np.log(2.0 * np.pi * r2 / n))
 
     # ---- the solution at the optimum --------------------------------------------------
     def solve(self, f: Factor) -> tuple[np.ndarray, list[np.ndarray]]:
         """beta and the spherical random effects u (one (levels, q) array per term)."""
         L, mZ, p = f.LRR, self.mZ, self.p
         Lxx = L[mZ:mZ + p, mZ:mZ + p]
-        beta = scipy.linalg.solve_triangular(Lxx, L[-1, mZ:mZ + p], lower=True, trans="T")
+        beta = (scipy.linalg.solve_triangular(Lxx, L[-1, mZ:mZ + p], lower=True, trans="T",
+                                              check_finite=False) if p else np.zeros(0))
         rhs_r = L[-1, :mZ] - L[mZ:mZ + p, :mZ].T @ beta
-        u_r = scipy.linalg.solve_triangular(L[:mZ, :mZ], rhs_r, lower=True, trans="T")
+        u_r = (scipy.linalg.solve_triangular(L[:mZ, :mZ], rhs_r, lower=True, trans="T",
+                                             check_finite=False) if mZ else np.zeros(0))
         C = self.coupling(f)
         coef = np.concatenate([-u_r, -beta, [1.0]])  # y row minus X rows and Z rows
         rhs_1 = np.asarray(C.T @ coef).ravel().reshape(self.m1, self.q1)
-        u1 = np.linalg.solve(np.swapaxes(f.L11, 1, 2), rhs_1[..., None])[..., 0]
+        if self.q1 == 1:
+            u1 = rhs_1 / f.L11[:, :, 0]
+        else:  # u1_j = L11_j^-T rhs_j
+            u1 = np.einsum("jba,jb->ja", np.linalg.inv(f.L11), rhs_1)
         us = [u1]
         for k, t in enumerate(self.rest_terms):
             a, b = self.rest_offsets[k], self.rest_offsets[k + 1]

@@ -44,9 +44,10 @@ def simulate_lmm(formula: str, design: pd.DataFrame, fixef: dict, varcorr: dict,
         One row per planned observation, with every predictor and grouping column.
     fixef : dict
         Fixed effects by lme4 name, e.g. ``{"(Intercept)": 1.0, "stim": 0.2}``.
-    varcorr : dict
+    varcorr : dict or list
         Covariance matrix (q x q, in the term's column order) of each random term, by
-        grouping factor name, e.g. ``{"mouse": [[0.25, 0.0], [0.0, 0.01]]}``.
+        grouping factor name, e.g. ``{"mouse": [[0.25, 0.0], [0.0, 0.01]]}``; or a list
+        with one matrix per term in lme4's term order (terms sharing a factor).
     sigma : float
         Residual standard deviation.
     nsim : int
@@ -69,11 +70,17 @@ def simulate_lmm(formula: str, design: pd.DataFrame, fixef: dict, varcorr: dict,
                          f"{frame.names}; got {sorted(fixef)}")
     beta = np.array([fixef[n] for n in frame.names], dtype=float)
     factors = []
-    for t in terms:
-        if t.term.group not in varcorr:
+    if isinstance(varcorr, list | tuple) and len(varcorr) != len(terms):
+        raise ValueError(f"varcorr lists {len(varcorr)} matrices for {len(terms)} terms")
+    for k, t in enumerate(terms):
+        if isinstance(varcorr, list | tuple):
+            cov = varcorr[k]
+        elif t.term.group not in varcorr:
             raise ValueError(f"varcorr has no covariance for '{t.term.group}'; give a "
                              f"{t.q} x {t.q} matrix for {t.names}")
-        cov = np.atleast_2d(np.asarray(varcorr[t.term.group], dtype=float))
+        else:
+            cov = varcorr[t.term.group]
+        cov = np.atleast_2d(np.asarray(cov, dtype=float))
         if cov.shape != (t.q, t.q):
             raise ValueError(f"varcorr['{t.term.group}'] must be {t.q} x {t.q} "
                              f"({t.names}), got shape {cov.shape}")

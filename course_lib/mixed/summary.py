@@ -22,6 +22,15 @@ def _r_format(values, digits: int) -> list[str]:
     return [f"{v:.{decimals}f}" if np.isfinite(v) else "" for v in values]
 
 
+def _quantile_block(q) -> list[str]:
+    """lme4's "Scaled residuals" block for five quantiles."""
+    cells = _r_format(q, 4)
+    heads = ["Min", "1Q", "Median", "3Q", "Max"]
+    w = max(len(c) for c in cells + heads)
+    return ["Scaled residuals: ", " ".join(h.rjust(w) for h in heads),
+            " ".join(c.rjust(w) for c in cells)]
+
+
 def _table(rows: list[list[str]], align: list[str], lead: str = "") -> list[str]:
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     out = []
@@ -64,11 +73,7 @@ class LmerSummary:
         q = np.quantile(self.fit.resid(scaled=True), [0, 0.25, 0.5, 0.75, 1])
         # lme4 rounds with zapsmall(q, 5) before printing to 4 significant digits
         q = np.round(q, max(0, 5 - math.ceil(math.log10(np.max(np.abs(q))))))
-        cells = _r_format(q, 4)
-        heads = ["Min", "1Q", "Median", "3Q", "Max"]
-        w = max(len(c) for c in cells + heads)
-        return ["Scaled residuals: ", " ".join(h.rjust(w) for h in heads),
-                " ".join(c.rjust(w) for c in cells)]
+        return _quantile_block(q)
 
     def _random(self) -> list[str]:
         f = self.fit

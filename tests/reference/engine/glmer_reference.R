@@ -21,20 +21,25 @@ models <- list(
   list("choices", "choices", "correct ~ contrast + (1 + contrast | mouse)", "binomial", NULL),
   list("choices_agg", "choices_agg", "prop ~ contrast + (1 | mouse) + (1 | session:mouse)", "binomial", "n"),
   list("crossed_binary", "crossed_binary", "resp ~ cond + (1 | subject) + (1 | item)", "binomial", NULL),
-  list("three_factors", "three_factors", "count ~ x + (1 | a) + (1 | b) + (1 | c)", "poisson", NULL)
+  list("three_factors", "three_factors", "count ~ x + (1 | a) + (1 | b) + (1 | c)", "poisson", NULL),
+  list("choices_agq9", "choices", "correct ~ contrast + (1 | mouse)", "binomial", NULL, 9),
+  list("spikes_agq5", "spikes", "count ~ stim + (1 | neuron)", "poisson", NULL, 5)
 )
 out <- list()
 for (m in models) {
   d <- rd(m[[2]])
   w <- if (is.null(m[[5]])) NULL else d[[m[[5]]]]
   fam <- if (m[[4]] == "poisson") poisson() else binomial()
-  fit <- glmer(as.formula(m[[3]]), data = d, family = fam, weights = w, control = tight)
-  t_default <- system.time(glmer(as.formula(m[[3]]), data = d, family = fam, weights = w))[["elapsed"]]
+  nagq <- if (length(m) >= 6) m[[6]] else 1
+  fit <- glmer(as.formula(m[[3]]), data = d, family = fam, weights = w, control = tight,
+               nAGQ = nagq)
+  t_default <- system.time(glmer(as.formula(m[[3]]), data = d, family = fam, weights = w,
+                                 nAGQ = nagq))[["elapsed"]]
   vc <- as.data.frame(VarCorr(fit))
   out[[m[[1]]]] <- list(
-    data = m[[2]], formula = m[[3]], family = m[[4]], weights = m[[5]],
-    call = sprintf("glmer(%s, %s, family = %s%s, control = tight)", m[[3]], m[[2]], m[[4]],
-                   if (is.null(w)) "" else sprintf(", weights = %s", m[[5]])),
+    data = m[[2]], formula = m[[3]], family = m[[4]], weights = m[[5]], nAGQ = nagq,
+    call = sprintf("glmer(%s, %s, family = %s%s, nAGQ = %d, control = tight)", m[[3]], m[[2]],
+                   m[[4]], if (is.null(w)) "" else sprintf(", weights = %s", m[[5]]), nagq),
     fixef = as.list(fixef(fit)), fixef_se = as.list(sqrt(diag(as.matrix(vcov(fit))))),
     theta = unname(getME(fit, "theta")),
     varcorr = lapply(seq_len(nrow(vc)), function(i) list(grp = vc$grp[i],
