@@ -241,12 +241,11 @@ def test_chapter_glmer_fits_equal_lme4_to_three_significant_figures(name, chapte
     assert fit.nobs == ref["nobs"]
     names = list(ref["fixef"])
     _sig3(fit.fixef[names].to_numpy(), [ref["fixef"][k] for k in names])
-    # Standard errors: within 1%, not 3 figures. lme4's vcov here equals numDeriv's
-    # Richardson Hessian of lme4's own deviance function (checked: 0.052517 for
-    # noisy_olre's stim), while glmer's differ by up to 0.8% (0.052926): a gap in
-    # course_lib.mixed.glmm's Hessian, reported to the lead, not hidden by the test.
+    # standard errors within 0.2%: the largest gap is 0.15% (noisy_poisson's stim, 0.056408
+    # against 0.056323); not traced yet; glmer's Hessian uses central differences with a step
+    # of 1e-3, lme4's deriv12 a step of 1e-4
     np.testing.assert_allclose(fit.fixef_se[names].to_numpy(),
-                               [ref["fixef_se"][k] for k in names], rtol=1e-2)
+                               [ref["fixef_se"][k] for k in names], rtol=2e-3)
     ours = {(r.grp, r.var1, None if pd.isna(r.var2) else r.var2): r.sdcor
             for r in fit.VarCorr.itertuples()}
     theirs = {(v["grp"], v["var1"], v["var2"]): v["sdcor"] for v in ref["varcorr"]}
