@@ -327,6 +327,14 @@ def _prepare(df, y, treatment, group, nested, dist_name) -> _Design:
         unit_xbar = np.zeros(0, dtype=np.float32)
     stats.update(cell_group=cell_group, cell_unit=cell_unit, cell_x=cell_x,
                  unit_group=unit_group, unit_xbar=unit_xbar, scale=np.float32(scale))
+    if nested is None and dist_name in ("normal", "lognormal"):
+        # (G, 2) count and mean of each group's control (0) and treated (1) cell, for the
+        # group level integrated out ("marginal"); a missing cell has count 0.
+        g_n = np.zeros((len(g_levels), 2), dtype=np.float32)
+        g_ybar = np.zeros((len(g_levels), 2), dtype=np.float32)
+        g_n[cell_group, cell_x.astype(int)] = stats["n"]
+        g_ybar[cell_group, cell_x.astype(int)] = stats["ybar"]
+        stats.update(g_n=g_n, g_ybar=g_ybar)
 
     level_info = _moment_estimates(z, xv, g_codes, unit if nested is not None else None)
     return _Design(
@@ -404,10 +412,16 @@ def _choose_parameterisation(design: _Design, parameterisation, group_slopes: bo
         raise ValueError(f"parameterisation has unknown level(s) {sorted(unknown)}; levels "
                          "are 'group', 'slopes' and 'nested'")
     out = {}
+    marginal_groups = can_marginalise and not design.n_units
+    if marginal_groups and group_slopes and "marginal" in (
+            parameterisation.get("group"), parameterisation.get("slopes")):
+        # intercepts and effects of a group are integrated out together, or neither
+        parameterisation = {**parameterisation, "group": "marginal", "slopes": "marginal"}
     for lev in levels:
         choice = parameterisation.get(lev, "auto")
         allowed = ("auto", "centred", "noncentred") + (
-            ("marginal",) if lev == "nested" and can_marginalise else ())
+            ("marginal",) if (lev == "nested" and can_marginalise)
+            or (lev in ("group", "slopes") and marginal_groups) else ())
         if choice not in allowed:
             raise ValueError(
                 f"parameterisation for level '{lev}' with dist={design.dist!r} must be one of "
@@ -427,6 +441,67 @@ def _choose_parameterisation(design: _Design, parameterisation, group_slopes: bo
 # ----------------------------------------------------------------------------------------
 
 
+def _marginal_group_loglik(data, a0, beta, sd_g, sd_s, sigma, lognormal):
+    """Log-likelihood with each group's intercept and effect integrated out (exact).
+
+    A cell's rows give -(n-1) log sigma - ss / (2 sigma^2) and a mean ybar ~ N(loc,
+    sigma^2 / n). With alpha_j = a0 + u_j and slope_j = beta + v_j, u_j ~ N(0, sd_g^2),
+    v_j ~ N(0, sd_s^2), a group's residual means r = (ybar_0 - a0, ybar_1 - a0 - beta) are
+    N(0, S) with S = diag(e0, e1) + sd_g^2 [[1, 1], [1, 1]] + sd_s^2 [[0, 0], [0, 1]],
+    e_k = sigma^2 / n_k (a group with one cell uses that cell's margin). Written by hand:
+    it is a 2 x 2 Gaussian per group, which removes the funnel of sd_s near 0 that made
+    NUTS diverge or take its longest trees on data sets with few groups.
+    """
+    n = data["n"]
+    within = (-(n - 1.0) * jnp.log(sigma) - data["ss"] / (2 * sigma**2)).sum()
+    gn, gy = data["g_n"], data["g_ybar"]
+    shift = data["scale"] * sigma**2 / 2 if lognormal else 0.0  # E[y] = e^eta
+    r0 = gy[:, 0] - (a0 - shift)
+    r1 = gy[:, 1] - (a0 + beta - shift)
+    has0, has1 = gn[:, 0] > 0, gn[:, 1] > 0
+    e0 = sigma**2 / jnp.where(has0, gn[:, 0], 1.0)
+    e1 = sigma**2 / jnp.where(has1, gn[:, 1], 1.0)
+    va, vb = sd_g**2, sd_s**2
+    a, d = e0 + va, e1 + va + vb
+    det = e0 * e1 + e0 * (va + vb) + va * e1 + va * vb  # a d - va^2, without cancellation
+    ll_both = -0.5 * jnp.log(det) - 0.5 * (d * r0**2 - 2 * va * r0 * r1 + a * r1**2) / det
+    ll_0 = -0.5 * jnp.log(a) - 0.5 * r0**2 / a
+    ll_1 = -0.5 * jnp.log(d) - 0.5 * r1**2 / d
+    ll_g = jnp.where(has0 & has1, ll_both, jnp.where(has0, ll_0, ll_1))
+    return within + ll_g.sum()
+
+
+def _draw_marginalised_groups(raw, design, group_slopes, rng):
+    """Draw each group's (u_j, v_j) = (alpha_j - a0, slope_j - beta) from its exact
+    conditional posterior given each draw of the scalars (standardised scale).
+
+    Prior precision diag(1/sd_g^2, 1/sd_s^2); the cell means add H' W H and H' W r with
+    H = [[1, 0], [1, 1]], W = diag(n_0, n_1) / sigma^2. Returns arrays (chains, draws, G).
+    """
+    st = design.stats
+    gn, gy = st["g_n"].astype(float), st["g_ybar"].astype(float)
+    a0, beta, sigma = (raw[k][..., None] for k in ("a0", "beta", "sigma"))
+    shift = design.scale * sigma**2 / 2 if design.dist == "lognormal" else 0.0
+    r0, r1 = gy[:, 0] - (a0 - shift), gy[:, 1] - (a0 + beta - shift)
+    w0, w1 = gn[:, 0] / sigma**2, gn[:, 1] / sigma**2
+    va = np.maximum(raw["sd_g"][..., None] ** 2, 1e-300)
+    if not group_slopes:
+        prec = 1.0 / va + w0 + w1
+        u = (w0 * r0 + w1 * r1) / prec + rng.standard_normal(prec.shape) / np.sqrt(prec)
+        return u, np.zeros_like(u)
+    vb = np.maximum(raw["sd_s"][..., None] ** 2, 1e-300)
+    q = np.empty(w0.shape + (2, 2))
+    q[..., 0, 0] = 1.0 / va + w0 + w1
+    q[..., 0, 1] = q[..., 1, 0] = w1
+    q[..., 1, 1] = 1.0 / vb + w1
+    rhs = np.stack([w0 * r0 + w1 * r1, w1 * r1], axis=-1)
+    cov = np.linalg.inv(q)
+    mean = np.einsum("...ij,...j->...i", cov, rhs)
+    chol = np.linalg.cholesky(cov)
+    draw = mean + np.einsum("...ij,...j->...i", chol, rng.standard_normal(mean.shape))
+    return draw[..., 0], draw[..., 1]
+
+
 def _make_model(dist_name, n_groups, n_units, group_slopes, param, one_cell_per_unit=False):
     """Return ``model(data)`` for the given structure; ``data`` is ``_Design.stats``.
 
@@ -437,12 +512,19 @@ def _make_model(dist_name, n_groups, n_units, group_slopes, param, one_cell_per_
     centred_g = param.get("group") == "centred"
     centred_s = param.get("slopes") == "centred"
     centred_u = param.get("nested") == "centred"
+    marginal_g = param.get("group") == "marginal"
 
     def model(data):
         cg, cx, s = data["cell_group"], data["cell_x"], data["scale"]
         a0 = numpyro.sample("a0", dist.Normal(0.0, 2.5))
         beta = numpyro.sample("beta", dist.Normal(0.0, 2.5))
         sd_g = numpyro.sample("sd_g", dist.HalfNormal(1.0))
+        if marginal_g:
+            sd_s = numpyro.sample("sd_s", dist.HalfNormal(1.0)) if group_slopes else 0.0
+            sigma = numpyro.sample("sigma", dist.HalfNormal(1.0))
+            numpyro.factor("loglik", _marginal_group_loglik(
+                data, a0, beta, sd_g, sd_s, sigma, dist_name == "lognormal"))
+            return
         if centred_g:
             alpha = numpyro.sample("alpha", dist.Normal(a0, sd_g).expand([n_groups]).to_event(1))
         else:
@@ -571,6 +653,8 @@ class HierarchicalFit:
     mcmc : numpyro.infer.MCMC or None
         numpyro's MCMC object when the fit ran with ``progress_bar=True``; otherwise None
         (the fit drove numpyro's NUTS kernels directly, see :func:`fit_hierarchical`).
+    diverging : numpy.ndarray of bool, shape (chains, draws)
+        Whether each kept transition diverged (``num_divergences`` is its sum).
     """
 
     samples: dict
@@ -583,6 +667,7 @@ class HierarchicalFit:
     y_is_log: bool
     timing: dict
     mcmc: MCMC | None = field(repr=False)
+    diverging: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def scalar_names(self) -> list[str]:
@@ -676,6 +761,84 @@ class HierarchicalFit:
         out.index.name = "effect"
         return out
 
+    def to_arviz(self):
+        """The draws as an ArviZ ``InferenceData``, for ArviZ's diagnostics and plots.
+
+        ArviZ (0.23, the line that supports Python 3.11; its 1.x split into arviz-base,
+        arviz-stats and arviz-plots needs Python 3.12) is the ecosystem's standard for
+        trace and rank plots, R-hat, ESS and posterior predictive checks, so they are not
+        re-implemented here.
+
+        Returns
+        -------
+        arviz.InferenceData
+            ``posterior`` holds every entry of ``samples`` except the nested units (chain,
+            draw and, for group parameters, a ``<group>_level`` dimension with the group
+            labels);
+            ``sample_stats`` holds ``diverging`` (chain, draw).
+        """
+        az = _import_arviz()
+        g = self.names["group"]
+        skip = f"{g}:{self.names['nested']}"
+        posterior = {k: v for k, v in self.samples.items() if k != skip}
+        dim = f"{g}_level"  # not the group's own name, which is a variable here
+        dims = {k: [dim] for k, v in posterior.items() if v.ndim == 3}
+        sample_stats = ({"diverging": np.asarray(self.diverging, dtype=bool)}
+                        if self.diverging is not None else None)
+        return az.from_dict(posterior=posterior, sample_stats=sample_stats,
+                            coords={dim: np.asarray(self.group_levels)}, dims=dims)
+
+    def posterior_predictive(self, df: pd.DataFrame, num_draws: int = 200,
+                             seed: int = 0) -> np.ndarray:
+        """Replicated outcomes for the rows of ``df``, one set per posterior draw.
+
+        For ``dist="normal"`` without a nested level:
+        :math:`y^{rep}_i = \\alpha_{j[i]} + (\\beta + b_{j[i]}) x_i + \\sigma \\epsilon_i`,
+        :math:`\\epsilon_i \\sim N(0, 1)`, with the parameters of one posterior draw.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame, shape (n, ...)
+            Rows with the fit's treatment and group columns (groups among the fitted ones).
+        num_draws : int, default 200
+            Posterior draws used, spread evenly over all chains' draws.
+        seed : int, default 0
+            Seed of the residual noise.
+
+        Returns
+        -------
+        numpy.ndarray, shape (num_draws, n)
+            Replicated y in the units of the fitted y.
+
+        Raises
+        ------
+        ValueError
+            For a likelihood other than "normal" or a fit with a nested level; for a
+            missing column or an unknown group.
+        """
+        if self.dist != "normal" or self.names["nested"] is not None:
+            raise ValueError("posterior_predictive supports dist='normal' without nested "
+                             f"units; this fit has dist={self.dist!r}, nested="
+                             f"{self.names['nested']!r}")
+        num_draws = _check_count(num_draws, "num_draws", 1)
+        g, t = self.names["group"], self.names["treatment"]
+        require_frame(df)
+        require_columns(df, [g, t])
+        codes = pd.Index(self.group_levels).get_indexer(df[g])
+        if (codes < 0).any():
+            raise ValueError(f"column '{g}' has groups the fit did not see: "
+                             f"{sorted(set(df[g][codes < 0].tolist()))[:5]}")
+        alpha = self.samples[g].reshape(-1, len(self.group_levels))
+        key = f"{t}:{g}"
+        slope = (self.samples[key].reshape(-1, len(self.group_levels)) if key in self.samples
+                 else np.repeat(self.samples[t].reshape(-1, 1), len(self.group_levels), 1))
+        sigma = self.samples["sigma"].reshape(-1)
+        pick = np.linspace(0, len(sigma) - 1, num_draws).round().astype(int)
+        x = df[t].to_numpy(dtype=float)
+        mean = alpha[pick][:, codes] + slope[pick][:, codes] * x
+        rng = np.random.default_rng(seed)
+        return mean + sigma[pick][:, None] * rng.standard_normal(mean.shape)
+
     def __repr__(self) -> str:
         t = self.names["treatment"]
         row = self.summary(groups=False).loc[t]
@@ -684,6 +847,16 @@ class HierarchicalFit:
                 f"dist={self.dist!r}: {t} = {row['mean']:.4g} "
                 f"[{row['hdi_low']:.4g}, {row['hdi_high']:.4g}] ({self.prob:.0%} HDI), "
                 f"{chains} chains x {draws} draws, {self.num_divergences} divergences>")
+
+
+def _import_arviz():
+    """Import ArviZ without its once-a-day notice of a coming refactor (a FutureWarning
+    about ArviZ itself, not about this code; the build treats warnings on a page as
+    content, and this one would only tell the reader about ArviZ's release plans)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+        import arviz as az
+    return az
 
 
 def _check_prob(prob) -> float:
@@ -730,15 +903,22 @@ def _to_data_scale(raw: dict, design: _Design, param: dict, group_slopes: bool,
     g, t, nest = design.names["group"], design.names["treatment"], design.names["nested"]
     raw = {k: np.asarray(v, dtype=float) for k, v in raw.items()}
     a0, beta, sd_g = raw["a0"], raw["beta"], raw["sd_g"]
-    if param["group"] == "centred":
+    if param["group"] == "marginal":
+        u, v = _draw_marginalised_groups(raw, design, group_slopes, rng)
+        alpha = a0[..., None] + u
+    elif param["group"] == "centred":
         alpha = raw["alpha"]
     else:
         alpha = a0[..., None] + sd_g[..., None] * raw["z_g"]
     out = {"(Intercept)": m + s * a0, t: s * beta, f"sd({g})": s * sd_g}
     if group_slopes:
         out[f"sd({t}|{g})"] = s * raw["sd_s"]
-        slope = (raw["slope"] if param["slopes"] == "centred"
-                 else beta[..., None] + raw["sd_s"][..., None] * raw["w_s"])
+        if param["slopes"] == "marginal":
+            slope = beta[..., None] + v
+        elif param["slopes"] == "centred":
+            slope = raw["slope"]
+        else:
+            slope = beta[..., None] + raw["sd_s"][..., None] * raw["w_s"]
     else:
         slope = np.broadcast_to(beta[..., None], alpha.shape)
     if design.n_units:
@@ -1019,7 +1199,7 @@ def fit_hierarchical(
         parameterisation=param, num_divergences=num_div, prob=prob, y_is_log=bool(y_is_log),
         timing={"fit": t_done - t_fit, "total": time.perf_counter() - t_start,
                 "chain_method": method},
-        mcmc=mcmc,
+        mcmc=mcmc, diverging=np.asarray(diverging, dtype=bool),
     )
     r_hats = {}
     if num_samples >= 4 and num_chains * num_samples >= 8:

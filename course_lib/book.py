@@ -2,7 +2,9 @@
 
 ``glue`` puts a number computed in a page into its prose with MyST-NB's ``{glue:text}`` role.
 MyST-NB formats a glued value from its ``repr``, and numpy 2 writes scalars as
-``np.float64(...)``, which the role cannot format; this wrapper glues plain Python numbers.
+``np.float64(...)``, which the role cannot format; this wrapper glues plain Python numbers. Outside a book build, where MyST-NB is not
+installed (a chapter opened in Colab or a plain JupyterLab), it checks the value and glues
+nothing: there is no page to glue into.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ def glue(name: str, value) -> None:
     ValueError
         If ``value`` is neither a number nor a string, or is not finite.
     """
-    from myst_nb import glue as _glue  # imported here: course_lib must not need myst-nb
+    try:
+        from myst_nb import glue as _glue  # imported here: course_lib must not need myst-nb
+    except ImportError:  # outside a book build (Colab, a plain JupyterLab): nothing to glue into
+        _glue = None
 
     if isinstance(value, np.generic):
         value = value.item()
@@ -39,4 +44,5 @@ def glue(name: str, value) -> None:
         value = float(value)
         if not np.isfinite(value):
             raise ValueError(f"glue {name!r}: value is {value}, not a finite number")
-    _glue(name, value, display=False)
+    if _glue is not None:
+        _glue(name, value, display=False)

@@ -32,9 +32,22 @@ Stimulation moves a mouse's log power a fraction :math:`\\kappa` of the way from
 towards a ceiling L, so the response falls by :math:`\\kappa` for each unit of baseline log
 power (the slope of response on baseline is :math:`-\\kappa`), and its population mean is
 :math:`\\kappa (L - \\mu_b)` on log power, a ratio :math:`e^{\\kappa (L - \\mu_b)}` of powers.
-With ``mouse_response_slope = 0`` and ``response_sd = 0`` (the default) the data are null:
-stimulation has no effect in any mouse. With ``response_sd > 0`` and slope 0 the effect is
-zero on average over mice but not in each mouse.
+Each mouse also has a response of its own, :math:`\\tau\\,\\eta_j`, unrelated to its baseline
+(``response_sd`` = :math:`\\tau`, 0.15 by default): the per-mouse effects :math:`\\delta_j` then
+vary with a standard deviation :math:`\\sqrt{\\kappa^2\\sigma_b^2 + \\tau^2}` and are not a
+function of the baseline alone, so that a model with a random intercept and a random stimulation
+effect per mouse, ``(1 + stim | mouse)``, is identifiable (with :math:`\\tau = 0` the two are
+perfectly correlated and that model is singular).
+
+With ``mouse_response_slope = 0`` the data are **null** for the question every model of
+chapter 4 asks: the population mean effect :math:`E[\\delta_j]` is 0, though each mouse still
+moves by its own :math:`\\tau\\,\\eta_j` (mice differ; on average over mice stimulation does
+nothing). With ``response_sd = 0`` as well, stimulation has no effect in any mouse.
+
+:func:`simulate_power` estimates, by simulation of this model, the power of the honest test of
+the population effect (a paired t-test on the per-mouse mean differences of log power, which in
+these balanced designs is the ``(1 + stim | mouse)`` LME's t-test with J − 1 degrees of freedom)
+over a grid of numbers of mice and trials.
 
 The samples of a trial vary genuinely (independent gamma draws around the trial's level, as
 instantaneous power scatters around its mean); real samples are also autocorrelated, which
@@ -49,7 +62,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
-__all__ = ["simulate_lfp"]
+__all__ = ["simulate_lfp", "simulate_power"]
 
 
 def _check_int(value, name: str, minimum: int) -> int:
@@ -70,6 +83,18 @@ def _check_real(value, name: str, positive: bool = False, nonnegative: bool = Fa
     return float(value)
 
 
+def _check_model_parameters(mouse_response_slope, baseline_log_power, baseline_sd,
+                            ceiling_log_power, response_sd, trial_sd, sample_shape) -> tuple:
+    """The generative model's parameters, validated: (kappa, mu_b, sd_b, L, tau, sd_t, a)."""
+    return (_check_real(mouse_response_slope, "mouse_response_slope"),
+            _check_real(baseline_log_power, "baseline_log_power"),
+            _check_real(baseline_sd, "baseline_sd", nonnegative=True),
+            _check_real(ceiling_log_power, "ceiling_log_power"),
+            _check_real(response_sd, "response_sd", nonnegative=True),
+            _check_real(trial_sd, "trial_sd", nonnegative=True),
+            _check_real(sample_shape, "sample_shape", positive=True))
+
+
 def simulate_lfp(
     n_mice: int = 8,
     n_trials: int = 30,
@@ -80,7 +105,7 @@ def simulate_lfp(
     baseline_log_power: float = 4.0,
     baseline_sd: float = 0.4,
     ceiling_log_power: float = 4.6,
-    response_sd: float = 0.0,
+    response_sd: float = 0.15,
     trial_sd: float = 0.3,
     sample_shape: float = 16.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -98,8 +123,8 @@ def simulate_lfp(
     mouse_response_slope : float, default 0.3
         :math:`\\kappa`, the fraction of the distance from baseline to ceiling by which
         stimulation raises log power. The response falls by :math:`\\kappa` per unit of
-        baseline log power; 0 gives no stimulation effect (null data when
-        ``response_sd = 0``).
+        baseline log power; 0 gives null data (population mean effect 0; each mouse
+        still has its own effect of spread ``response_sd``).
     seed : int, default 0
         Seed of ``numpy.random.default_rng``; the same seed gives the same data.
     n_samples : int, default 150
@@ -114,9 +139,10 @@ def simulate_lfp(
         L, the log power towards which stimulation pushes a mouse (e^4.6 ≈ 100 µV²). The
         population mean effect is ``mouse_response_slope * (ceiling_log_power -
         baseline_log_power)`` = 0.18 on log power by default (power × 1.20).
-    response_sd : float, default 0.0
+    response_sd : float, default 0.15
         :math:`\\tau \\ge 0`, mouse-to-mouse spread of the response that is unrelated to
-        baseline, on log power.
+        baseline, on log power. 0 ties each mouse's response to its baseline, which makes
+        ``(1 + stim | mouse)`` singular.
     trial_sd : float, default 0.3
         :math:`\\sigma_t \\ge 0`, standard deviation of log power between trials of one
         mouse and condition.
@@ -156,13 +182,9 @@ def simulate_lfp(
     n_trials = _check_int(n_trials, "n_trials", 1)
     n_samples = _check_int(n_samples, "n_samples", 1)
     seed = _check_int(seed, "seed", 0)
-    kappa = _check_real(mouse_response_slope, "mouse_response_slope")
-    mu_b = _check_real(baseline_log_power, "baseline_log_power")
-    sd_b = _check_real(baseline_sd, "baseline_sd", nonnegative=True)
-    ceiling = _check_real(ceiling_log_power, "ceiling_log_power")
-    tau = _check_real(response_sd, "response_sd", nonnegative=True)
-    sd_t = _check_real(trial_sd, "trial_sd", nonnegative=True)
-    shape = _check_real(sample_shape, "sample_shape", positive=True)
+    kappa, mu_b, sd_b, ceiling, tau, sd_t, shape = _check_model_parameters(
+        mouse_response_slope, baseline_log_power, baseline_sd, ceiling_log_power, response_sd,
+        trial_sd, sample_shape)
 
     rng = np.random.default_rng(seed)
     n_trials_mouse = 2 * n_trials
@@ -215,3 +237,126 @@ def simulate_lfp(
         "seed": seed,
     }
     return trials, samples
+
+
+def _check_sizes(values, name: str, minimum: int) -> list[int]:
+    if isinstance(values, numbers.Integral) and not isinstance(values, bool):
+        values = [values]
+    try:
+        values = list(values)
+    except TypeError:
+        raise ValueError(f"{name} must be an integer or a sequence of integers, got {values!r}")
+    if not values:
+        raise ValueError(f"{name} is empty")
+    return [_check_int(v, name, minimum) for v in values]
+
+
+def simulate_power(
+    n_mice=(4, 8, 16, 32),
+    n_trials=(5, 10, 20, 40, 80),
+    n_sims: int = 200,
+    mouse_response_slope: float = 0.3,
+    seed: int = 0,
+    *,
+    alpha: float = 0.05,
+    n_samples: int = 150,
+    baseline_log_power: float = 4.0,
+    baseline_sd: float = 0.4,
+    ceiling_log_power: float = 4.6,
+    response_sd: float = 0.15,
+    trial_sd: float = 0.3,
+    sample_shape: float = 16.0,
+) -> pd.DataFrame:
+    """Power of the honest test of the stimulation effect, by simulation, over a design grid.
+
+    For every number of mice J in ``n_mice`` and trials per condition T in ``n_trials``,
+    ``n_sims`` data sets are simulated from the model of the module docstring (the same
+    model and parameters as :func:`simulate_lfp`) and each is tested with a paired t-test on
+    the J per-mouse differences of mean log power (stim minus no stim), two-sided at level
+    ``alpha``. In these balanced designs that test is the t-test of ``stim`` in the LME
+    ``log_power ~ stim + (1 + stim | mouse)`` with J − 1 (Satterthwaite) degrees of freedom
+    whenever the fit is not singular: the mouse, not the trial, is the unit of replication.
+
+    Only trial summaries are simulated. A trial's power is the mean of K independent
+    Gamma(a, rate a) samples times :math:`e^{m_{jt}}`, and the mean of K such gammas is
+    exactly Gamma(K a, rate K a), so one draw per trial gives the trial rows of
+    :func:`simulate_lfp` in distribution without the K samples (written by hand because no
+    library simulates this design; it is what makes thousands of data sets cheap).
+
+    Parameters
+    ----------
+    n_mice : int or sequence of int, default (4, 8, 16, 32)
+        Numbers of mice J (each at least 2).
+    n_trials : int or sequence of int, default (5, 10, 20, 40, 80)
+        Trials per mouse and condition T (each at least 1).
+    n_sims : int, default 200
+        Simulated data sets per design (at least 10).
+    mouse_response_slope, seed, n_samples, baseline_log_power, baseline_sd,
+    ceiling_log_power, response_sd, trial_sd, sample_shape
+        As in :func:`simulate_lfp` (``mouse_response_slope = 0`` gives the test's
+        false-positive rate instead of its power). Each design draws from its own
+        generator, seeded by ``(seed, J, T)``.
+    alpha : float, default 0.05
+        Level of the two-sided test.
+
+    Returns
+    -------
+    pandas.DataFrame, shape (len(n_mice) * len(n_trials), 9)
+        Columns ``n_mice``, ``n_trials`` (per condition), ``n_sims``, ``rejections`` (int),
+        ``power`` (fraction of data sets with p < alpha), ``ci_low`` and ``ci_high`` (its 95%
+        Wilson interval), ``trial_noise_se`` (log power: the standard error that trial noise
+        alone gives one mouse's difference of mean log power, about
+        :math:`\\sqrt{\\sigma_t^2 + 1/(K a)}\\sqrt{2/T}`) and ``effect_sd`` (log power: the
+        spread of the mice's own effects, :math:`\\sqrt{\\kappa^2\\sigma_b^2 + \\tau^2}`).
+
+    Raises
+    ------
+    ValueError
+        If a size is not an integer or too small, or a parameter is invalid (as in
+        :func:`simulate_lfp`), or ``alpha`` is not between 0 and 1.
+
+    Examples
+    --------
+    >>> table = simulate_power(n_mice=[8], n_trials=[10, 40], n_sims=100, seed=1)
+    >>> table.shape
+    (2, 9)
+    """
+    from scipy import stats
+    from statsmodels.stats.proportion import proportion_confint
+
+    mice_grid = _check_sizes(n_mice, "n_mice", 2)
+    trials_grid = _check_sizes(n_trials, "n_trials", 1)
+    n_sims = _check_int(n_sims, "n_sims", 10)
+    seed = _check_int(seed, "seed", 0)
+    n_samples = _check_int(n_samples, "n_samples", 1)
+    kappa, mu_b, sd_b, ceiling, tau, sd_t, shape = _check_model_parameters(
+        mouse_response_slope, baseline_log_power, baseline_sd, ceiling_log_power, response_sd,
+        trial_sd, sample_shape)
+    alpha = _check_real(alpha, "alpha")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+
+    k_shape = n_samples * shape  # the mean of K Gamma(a, rate a) is Gamma(K a, rate K a)
+    # variance of log Gamma(Ka, rate Ka) is trigamma(Ka)
+    from scipy.special import polygamma
+
+    var_trial = sd_t**2 + float(polygamma(1, k_shape))
+    rows = []
+    for n_m in mice_grid:
+        for n_t in trials_grid:
+            rng = np.random.default_rng([seed, n_m, n_t])
+            b = mu_b + sd_b * rng.standard_normal((n_sims, n_m))
+            delta = kappa * (ceiling - b) + tau * rng.standard_normal((n_sims, n_m))
+            # (sims, mice, condition, trials): log power of each trial
+            noise = sd_t * rng.standard_normal((n_sims, n_m, 2, n_t)) + np.log(
+                rng.gamma(k_shape, 1.0 / k_shape, size=(n_sims, n_m, 2, n_t)))
+            means = noise.mean(axis=3)
+            diff = delta + means[:, :, 1] - means[:, :, 0]  # (sims, mice): on minus off
+            p = stats.ttest_1samp(diff, 0.0, axis=1).pvalue
+            k = int((p < alpha).sum())
+            low, high = proportion_confint(k, n_sims, alpha=0.05, method="wilson")
+            rows.append({"n_mice": n_m, "n_trials": n_t, "n_sims": n_sims, "rejections": k,
+                         "power": k / n_sims, "ci_low": float(low), "ci_high": float(high),
+                         "trial_noise_se": math.sqrt(var_trial * 2 / n_t),
+                         "effect_sd": math.sqrt(kappa**2 * sd_b**2 + tau**2)})
+    return pd.DataFrame(rows)

@@ -6,35 +6,44 @@ this module simulates one whose truth is known: [11C]raclopride binding potentia
 (BP\ :sub:`ND`, unitless: specifically bound over free and non-specifically bound tracer at
 equilibrium) in several brain regions of healthy volunteers of different ages, scanned at
 several sites, each with its own scanner. Striatal D2/D3 binding falls with age by roughly
-6-8 % per decade, most steeply where binding is high.
+6-8 % per decade.
 
 The model
 ---------
-For subject i (age :math:`a_i` in years) scanned at site s[i] on scanner k[i], and region r,
+Regions differ tenfold in binding (putamen about 3, cortex about 0.2), so an effect that is
+the same *fraction* everywhere cannot be the same *amount*: the model is additive on the log
+scale, and BP\ :sub:`ND` is positive by construction. For subject i (age :math:`a_i` in
+years) scanned at site s[i] on scanner k[i], and region r,
 
 .. math::
 
-    \mathrm{BP}_{ir} = \mu_r + \beta_r\,(a_i - 50) + \gamma_{s[i]} + \kappa_{k[i]} + u_i
-                       + \varepsilon_{ir},
+    \log \mathrm{BP}_{ir} = \log\mu_r + \beta_r\,\frac{a_i - 50}{10} + \gamma_{s[i]}
+                            + \kappa_{k[i]} + u_i + \varepsilon_{ir},
 
-    \beta_r = \beta + \delta_r, \quad
+    \beta_r = \log(1 - d) + \delta_r, \quad
     \gamma_s \sim N(0, \sigma_\mathrm{site}^2), \quad
     \kappa_k \sim N(0, \sigma_\mathrm{scanner}^2), \quad
     u_i \sim N(0, \sigma_\mathrm{subject}^2), \quad
     \delta_r \sim N(0, \sigma_\mathrm{slope}^2), \quad
-    \varepsilon_{ir} \sim N(0, \sigma^2 \mu_r / \bar\mu),
+    \varepsilon_{ir} \sim N(0, \sigma^2),
 
 with every draw independent. Each symbol maps to an argument of :func:`simulate_pet`:
 
-- :math:`\mu_r` (BP at age 50 in region r) — ``region_bp``; :math:`\bar\mu` is their mean;
-- :math:`\beta` (the brain-wide change of BP per year) — ``age_slope``; a region's slope
-  deviates from it by :math:`\delta_r`, of standard deviation ``slope_sd``;
-- :math:`\gamma_s` — ``site_sd`` (calibration differences between sites);
+- :math:`\mu_r` (BP\ :sub:`ND` at age 50 in region r) — ``region_bp``;
+- :math:`d` (the brain-wide fractional decline per decade, 0.07 = 7 %) — ``age_decline``;
+  a region's log-slope per decade deviates from :math:`\log(1 - d)` by :math:`\delta_r`,
+  of standard deviation ``slope_sd``;
+- :math:`\gamma_s` — ``site_sd`` (calibration differences between sites, as a log ratio:
+  0.08 is about 8 %);
 - :math:`\kappa_k` — ``scanner_sd`` (one scanner per site here, so scanner and site are
   confounded, as they often are in practice);
-- :math:`u_i` — ``subject_sd``;
-- :math:`\sigma` — ``noise_sd`` (measurement noise at the mean binding; noisier where
-  binding is higher).
+- :math:`u_i` — ``subject_sd`` (a subject's receptor density relative to others of the same
+  age, shared by all of that subject's regions);
+- :math:`\sigma` — ``noise_sd`` (measurement noise, as a log ratio).
+
+Age is a between-subject variable measured in several regions per subject, so a model of
+the age effect needs the subject term ``(1 | subject)``: without it, the regions of one
+subject count as independent replicates of that subject's age.
 
 Ages are uniform on ``age_range``. Everything is drawn from ``numpy.random.default_rng(seed)``,
 so a seed gives the same data set every time. The true values are returned in
@@ -60,9 +69,9 @@ REGION_BP = {"putamen": 3.0, "caudate": 2.6, "ventral striatum": 2.2, "thalamus"
 
 
 def simulate_pet(n_sites: int = 4, subjects_per_site: int = 12, region_bp: dict | None = None,
-                 age_range: tuple[float, float] = (20.0, 80.0), age_slope: float = -0.012,
-                 slope_sd: float = 0.005, site_sd: float = 0.12, scanner_sd: float = 0.0,
-                 subject_sd: float = 0.15, noise_sd: float = 0.10, seed: int = 0
+                 age_range: tuple[float, float] = (20.0, 80.0), age_decline: float = 0.07,
+                 slope_sd: float = 0.02, site_sd: float = 0.08, scanner_sd: float = 0.0,
+                 subject_sd: float = 0.12, noise_sd: float = 0.08, seed: int = 0
                  ) -> pd.DataFrame:
     """Simulate a multi-site [11C]raclopride PET study (see the module docstring's model).
 
@@ -76,35 +85,38 @@ def simulate_pet(n_sites: int = 4, subjects_per_site: int = 12, region_bp: dict 
         BP_ND at age 50 per region, :math:`\\mu_r` (positive); :data:`REGION_BP` by default.
     age_range : (float, float), default (20, 80)
         Ages in years are uniform on this interval.
-    age_slope : float, default -0.012
-        :math:`\\beta`, change of BP_ND per year of age at the mean regional binding.
+    age_decline : float, default 0.07
+        :math:`d`, the brain-wide fractional decline of BP_ND per decade of age (0 <= d < 1);
+        the true log-slope per decade is ``log(1 - age_decline)``.
     slope_sd, site_sd, scanner_sd, subject_sd, noise_sd : float
-        Standard deviations (non-negative) of :math:`\\delta_r` (BP_ND per year),
-        :math:`\\gamma_s`, :math:`\\kappa_k`, :math:`u_i` and :math:`\\sigma` (BP_ND).
+        Standard deviations (non-negative), on the log scale, of :math:`\\delta_r` (per
+        decade), :math:`\\gamma_s`, :math:`\\kappa_k`, :math:`u_i` and :math:`\\varepsilon`.
     seed : int, default 0
         Seed of the random generator.
 
     Returns
     -------
-    pandas.DataFrame, shape (n_sites * subjects_per_site * n_regions, 7)
+    pandas.DataFrame, shape (n_sites * subjects_per_site * n_regions, 8)
         Columns ``site``, ``scanner``, ``subject`` and ``region`` (categoricals), ``age``
-        (years), ``age_c`` (age centred at 50 and in decades, (age - 50) / 10: mixed-model
-        optimisers behave best when a slope's variance is not tiny beside the intercept's)
-        and ``BP`` (BP_ND, unitless). ``attrs["truth"]`` holds the true parameters
-        and the drawn effects: ``region_bp``, ``region_slope`` (per year), ``site_effect``,
-        ``scanner_effect`` and the arguments.
+        (years), ``age_c`` (age centred at 50 and in decades, (age - 50) / 10),
+        ``BP`` (BP_ND, unitless, positive) and ``log_BP`` (its natural log).
+        ``attrs["truth"]`` holds the true parameters and the drawn effects: ``region_bp``,
+        ``region_slope`` (log BP_ND per decade), ``age_slope`` (``log(1 - age_decline)``),
+        ``site_effect``, ``scanner_effect``, ``subject_effect`` and the arguments.
 
     Raises
     ------
     ValueError
-        If a count is out of range, a standard deviation is negative, the age range is not
-        increasing, or a regional BP is not positive.
+        If a count is out of range, a standard deviation is negative, the decline is not in
+        [0, 1), the age range is not increasing, or a regional BP is not positive.
 
     Examples
     --------
     >>> pet = simulate_pet(seed=1)
     >>> pet.shape
-    (288, 7)
+    (288, 8)
+    >>> bool((pet["BP"] > 0).all())
+    True
     >>> list(pet["site"].cat.categories)
     ['Turku', 'Aarhus', 'New Haven', 'Vancouver']
     """
@@ -118,6 +130,8 @@ def simulate_pet(n_sites: int = 4, subjects_per_site: int = 12, region_bp: dict 
     for name, bp in region_bp.items():
         if not np.isfinite(bp) or bp <= 0:
             raise ValueError(f"region_bp[{name!r}] must be a positive number, got {bp!r}")
+    if not np.isfinite(age_decline) or not 0 <= age_decline < 1:
+        raise ValueError(f"age_decline must be a fraction per decade in [0, 1), got {age_decline!r}")
     sds = {"slope_sd": slope_sd, "site_sd": site_sd, "scanner_sd": scanner_sd,
            "subject_sd": subject_sd, "noise_sd": noise_sd}
     for name, value in sds.items():
@@ -129,8 +143,8 @@ def simulate_pet(n_sites: int = 4, subjects_per_site: int = 12, region_bp: dict 
 
     rng = np.random.default_rng(seed)
     regions = list(region_bp)
-    mu = np.array([region_bp[r] for r in regions])
-    mu_bar = mu.mean()
+    log_mu = np.log([region_bp[r] for r in regions])
+    age_slope = float(np.log1p(-age_decline))
     slope = age_slope + rng.normal(0.0, slope_sd, len(regions))
     sites, scanners = list(SITES[:n_sites]), list(SCANNERS[:n_sites])
     site_effect = rng.normal(0.0, site_sd, n_sites)
@@ -139,13 +153,13 @@ def simulate_pet(n_sites: int = 4, subjects_per_site: int = 12, region_bp: dict 
     n_subjects = n_sites * subjects_per_site
     site_of = np.repeat(np.arange(n_sites), subjects_per_site)
     age = np.round(rng.uniform(lo, hi, n_subjects), 1)
+    age_c = (age - 50.0) / 10.0
     subject_effect = rng.normal(0.0, subject_sd, n_subjects)
-    noise_scale = noise_sd * np.sqrt(mu / mu_bar)
-    noise = rng.normal(0.0, 1.0, (n_subjects, len(regions))) * noise_scale
+    noise = rng.normal(0.0, noise_sd, (n_subjects, len(regions)))
 
-    mean = (mu[None, :] + slope[None, :] * (age[:, None] - 50.0)
-            + (site_effect[site_of] + scanner_effect[site_of] + subject_effect)[:, None])
-    bp = mean + noise
+    log_bp = (log_mu[None, :] + slope[None, :] * age_c[:, None]
+              + (site_effect[site_of] + scanner_effect[site_of] + subject_effect)[:, None]
+              + noise)
     subject_ids = [f"{sites[s][:3].upper().replace(' ', '')}{k % subjects_per_site + 1:02d}"
                    for k, s in enumerate(site_of)]
     data = pd.DataFrame({
@@ -157,14 +171,17 @@ def simulate_pet(n_sites: int = 4, subjects_per_site: int = 12, region_bp: dict 
                                   categories=subject_ids),
         "region": pd.Categorical(np.tile(regions, n_subjects), categories=regions),
         "age": np.repeat(age, len(regions)),
-        "age_c": np.repeat((age - 50.0) / 10.0, len(regions)),
-        "BP": bp.ravel(),
+        "age_c": np.repeat(age_c, len(regions)),
+        "BP": np.exp(log_bp).ravel(),
+        "log_BP": log_bp.ravel(),
     })
     data.attrs["truth"] = {
-        "region_bp": dict(zip(regions, mu.tolist(), strict=True)),
+        "region_bp": dict(zip(regions, np.exp(log_mu).tolist(), strict=True)),
         "region_slope": dict(zip(regions, slope.tolist(), strict=True)),
         "site_effect": dict(zip(sites, site_effect.tolist(), strict=True)),
         "scanner_effect": dict(zip(scanners, scanner_effect.tolist(), strict=True)),
-        "age_slope": age_slope, **sds, "age_range": (lo, hi), "seed": seed,
+        "subject_effect": dict(zip(subject_ids, subject_effect.tolist(), strict=True)),
+        "age_slope": age_slope, "age_decline": age_decline, **sds, "age_range": (lo, hi),
+        "seed": seed,
     }
     return data

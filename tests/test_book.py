@@ -20,3 +20,13 @@ def test_glue_converts_numpy_scalars_to_python_numbers(monkeypatch):
 def test_glue_rejects_values_that_cannot_be_formatted(bad, message):
     with pytest.raises(ValueError, match=message):
         book.glue("x", bad)
+
+
+def test_glue_without_myst_nb_checks_the_value_and_glues_nothing(monkeypatch):
+    """A chapter opened in Colab or a plain JupyterLab has no MyST-NB: glue must not fail there."""
+    monkeypatch.setitem(__import__("sys").modules, "myst_nb", None)  # `import myst_nb` raises ImportError
+    with pytest.raises(ImportError):
+        import myst_nb  # noqa: F401
+    assert book.glue("slope", np.float64(10.467)) is None
+    with pytest.raises(ValueError, match="not a finite"):
+        book.glue("x", np.nan)

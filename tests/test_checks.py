@@ -48,16 +48,48 @@ MISTAKES = [
     ("ex1-standard-errors", lambda X, y: np.sqrt(np.diag(np.linalg.inv(X.T @ X))), "σ̂"),
     ("ex1-predict", lambda beta, days: beta[1] + beta[0] * np.asarray(days), "swapped"),
     ("ex1-predict", lambda beta, days: beta[1] * np.asarray(days), "left out the intercept"),
+    ("ex1-predict", lambda beta, days: beta[0] + beta[1] * np.asarray(days) * 24, ""),  # hours, not days
     ("ex1-days-to-slow", lambda beta, ms: ms / beta[0], "slope alone"),
     ("ex1-days-to-slow", lambda beta, ms: beta[1] / ms, "units"),
+    ("ex1-days-to-slow", lambda beta, ms: (ms - beta[0]) / beta[1], "slope alone"),
     ("ex1-residuals-by-subject", lambda d, b: -residuals_by_subject(d, b), "opposite sign"),
     ("ex1-residuals-by-subject", lambda d, b: d["Reaction"] - b[0] - b[1] * d["Days"], "one residual per row"),
+    ("ex1-residuals-by-subject",  # the first subject's mean for everyone
+     lambda d, b: residuals_by_subject(d, b) * 0 + residuals_by_subject(d, b).iloc[0], ""),
 ]
 
 
 @pytest.mark.parametrize("part", sorted(CORRECT))
 def test_correct_answer_gets_full_points(part):
     assert_full_points(part, CORRECT[part])
+
+
+# valid alternatives: another algorithm, float32 arithmetic, a list for an array
+VALID = [
+    ("ex1-fit-ols", lambda X, y: np.linalg.solve(X.T @ X, X.T @ y)),
+    ("ex1-fit-ols", lambda X, y: list(np.linalg.pinv(X) @ y)),
+    ("ex1-standard-errors", lambda X, y: np.sqrt(np.diag(
+        np.sum((y - X @ fit_ols(X, y)) ** 2) / (len(y) - X.shape[1]) * np.linalg.pinv(X.T @ X)))),
+    ("ex1-standard-errors", lambda X, y: ols_standard_errors(X, y).tolist()),
+    ("ex1-predict", lambda beta, days: [beta[0] + beta[1] * d for d in days]),
+    ("ex1-predict", lambda beta, days: np.polyval(beta[::-1], np.asarray(days))),
+    ("ex1-days-to-slow", lambda beta, ms: float(np.float32(ms) / np.float32(beta[1]))),
+    ("ex1-days-to-slow", lambda beta, ms: np.array(ms / beta[1])),
+    ("ex1-residuals-by-subject", lambda d, b: residuals_by_subject(d, b).sort_index(ascending=False)),
+    ("ex1-residuals-by-subject", lambda d, b: (d.assign(r=d["Reaction"] - b[0] - b[1] * d["Days"])
+                                               .pivot_table(index="Subject", values="r", observed=True)["r"])),
+]
+
+
+@pytest.mark.parametrize("part,answer", VALID)
+def test_valid_alternative_gets_full_points(part, answer):
+    assert_full_points(part, answer)
+
+
+def test_every_ex1_check_has_three_wrong_answers_and_two_valid_ones():
+    for part in CORRECT:
+        assert sum(m[0] == part for m in MISTAKES) >= 3, part
+        assert sum(v[0] == part for v in VALID) >= 2, part
 
 
 @pytest.mark.parametrize("part,wrong,hint_words", MISTAKES)

@@ -8,6 +8,7 @@ lmer's accessors)."""
 import json
 
 import numpy as np
+import scipy.stats
 import pytest
 import statsmodels.formula.api as smf
 
@@ -47,8 +48,9 @@ def lrt_random_slopes(data):
 
 
 def lrt_from_reml(data):
+    """The REML likelihood-ratio test: valid, since both models have the same fixed effects."""
     chisq = lmer(FIT_2, data).REMLcrit - lmer(FIT_4, data).REMLcrit
-    return np.array([chisq, 2.0, 0.5])
+    return np.array([chisq, 2.0, scipy.stats.chi2.sf(chisq, 2)])
 
 
 def fit2_sds(data):
@@ -124,8 +126,12 @@ MISTAKES = [
                          lmer(FIT_4, d).sigma]), "n − 2"),
     ("ex2-residual-sd",
      lambda d: np.array([residual_sds(d)[0], lmer(FIT_4, d).resid().std()]), "fit.sigma"),
-    ("ex2-lrt", lrt_from_reml, "refits both models by maximum likelihood"),
+    ("ex2-fixed-or-random",  # the boundary: 4 levels are enough
+     lambda d: "fixed" if d["levels_are_question"] or not d["levels_are_sample"] or d["n_levels"] <= 4
+     else "random", "at least 4 sampled levels"),
     ("ex2-lrt", lambda d: lrt_random_slopes(d) * np.array([1, 0.5, 1]), "2 degrees of freedom"),
+    ("ex2-lrt", lambda d: lrt_random_slopes(d) * np.array([-1, 1, 1]), ""),  # fit_2's minus fit_4's deviance
+    ("ex2-lrt", lambda d: np.abs(lrt_random_slopes(d) - np.array([0, 0, 1])), ""),  # the cdf, not sf
     ("ex3-shrinkage-factor", lambda n, t, s: 1 - shrinkage_factor(n, t, s), "1 − w"),
     ("ex3-shrinkage-factor", lambda n, t, s: shrinkage_factor(np.ones(np.shape(n)), t, s),
      "sigma2 / n"),
@@ -151,6 +157,44 @@ MISTAKES = [
 @pytest.mark.parametrize("part", sorted(CORRECT))
 def test_correct_answer_gets_full_points(part):
     assert_full_points(part, CORRECT[part])
+
+
+# valid alternatives: another method, another valid convention, another type
+VALID = [
+    ("ex2-lrt", lrt_from_reml),
+    ("ex2-lrt", lambda d: list(lrt_random_slopes(d))),
+    ("ex2-fixed-or-random",
+     lambda d: "random" if d["levels_are_sample"] and not d["levels_are_question"]
+     and d["n_levels"] > 3 else "fixed"),
+    ("ex2-slope-range", lambda b, t: [b - 1.959964 * t, b + 1.959964 * t]),
+    ("ex2-slope-range", lambda b, t: scipy.stats.norm(b, t).interval(0.95)),
+    ("ex2-fixed-or-random", lambda d: ["fixed", "random"][int(
+        bool(d["levels_are_sample"]) and not d["levels_are_question"] and d["n_levels"] >= 4)]),
+    ("ex2-variance-components", lambda d: list(variance_components(d))),
+    ("ex2-variance-components", lambda d: np.sqrt(
+        lmer(FIT_4, d).VarCorr.query("var2 != var2")["vcov"].to_numpy())),
+    ("ex2-residual-sd", lambda d: list(residual_sds(d))),
+    ("ex2-residual-sd", lambda d: np.array([
+        np.sqrt(np.sum(smf.ols("Reaction ~ Days", data=d).fit().resid ** 2) / (len(d) - 2)),
+        lmer(FIT_4, d).sigma])),
+    ("ex3-shrinkage-factor", lambda n, t, s: 1 / (1 + s / (t * np.asarray(n, dtype=float)))),
+    ("ex3-shrinkage-factor", lambda n, t, s: np.asarray(shrinkage_factor(n, t, s), dtype=np.float32)),
+    ("ex3-ranef-by-hand", lambda d, b, t, s: ranef_by_hand(d, b, t, s).sort_index(ascending=False)),
+    ("ex3-ranef-by-hand", lambda d, b, t, s: _groups(d, b).sum() * t / (_groups(d, b).size() * t + s)),
+    ("ex3-predict-held-out", lambda tr, te, m: list(predict_held_out(tr, te, m))),
+    ("ex3-predict-held-out", lambda tr, te, m: predict_held_out(tr, te, m).astype(np.float32)),
+]
+
+
+def test_every_check_of_exercises_2_and_3_has_three_wrong_answers_and_two_valid_ones():
+    for part in CORRECT:
+        assert sum(m[0] == part for m in MISTAKES) >= 3, part
+        assert sum(v[0] == part for v in VALID) >= 2, part
+
+
+@pytest.mark.parametrize("part,answer", VALID)
+def test_valid_alternative_gets_full_points(part, answer):
+    assert_full_points(part, answer)
 
 
 @pytest.mark.parametrize("part,wrong,hint_words", MISTAKES)
@@ -189,13 +233,15 @@ def test_label_judge_rebuilds_the_verdict_from_plain_json():
 
 
 def test_drawn_designs_cover_every_branch_of_the_rule():
-    cases = checks.get_check("ex2-fixed-or-random").cases()
+    cases = checks.get_check("ex2-fixed-or-random").for_seed(99).cases()
     designs = [c.args[0] for c in cases]
     assert any(d["levels_are_question"] for d in designs)
     assert any(not d["levels_are_sample"] and not d["levels_are_question"] for d in designs)
     assert any(d["levels_are_sample"] and not d["levels_are_question"] and d["n_levels"] < 4
                for d in designs)
     assert {fixed_or_random(d) for d in designs} == {"fixed", "random"}
+    sampled = [d["n_levels"] for d in designs if d["levels_are_sample"] and not d["levels_are_question"]]
+    assert 3 in sampled and 4 in sampled  # both sides of the rule's boundary, on every seed
 
 
 def test_checks_draw_only_converged_subsets():

@@ -105,9 +105,10 @@ def fit_ridge(c, s, dt, R, alpha):
 
 
 def plot_filters_by_alpha(ws, alphas, frame_shape):
+    m = max(np.abs(w).max() for w in ws)  # one scale: the shrinkage shows
     fig, axes = plt.subplots(1, len(alphas))
     for ax, w, a in zip(axes, ws, alphas):
-        ax.imshow(np.reshape(w, frame_shape))
+        ax.imshow(np.reshape(w, frame_shape), cmap="coolwarm", vmin=-m, vmax=m)
         ax.set_title(f"α = {a:g}")
     return fig
 
@@ -256,7 +257,7 @@ def test_plot_checks_read_the_axes_not_the_picture():
         ax.imshow(np.reshape(w, shape).T, vmin=-9, vmax=9), ax.set(title="t", xlabel="x", ylabel="y")))
     assert transposed.status == "failed" and "transposed" in transposed.hint
     unlabelled = checks.run("ex5-rf-plot", lambda ax, w, shape: ax.imshow(
-        np.reshape(w, shape), vmin=-9, vmax=9))
+        np.reshape(w, shape), cmap="RdBu_r", vmin=-9, vmax=9))
     assert unlabelled.status == "failed" and unlabelled.message.startswith("labels:")
     uncentred = checks.run("ex5-rf-plot", lambda ax, w, shape: (
         ax.imshow(np.reshape(w, shape)), ax.set(title="t", xlabel="x", ylabel="y")))
@@ -351,3 +352,159 @@ def test_points_of_exercise_5_add_up_to_the_labs_auto_graded_points():
     ex5 = table.loc[[p for p in table.index if p.startswith("ex5-")], "points"]
     # 10 points in the lab, less the derivation (2) and the written answer (0.5), graded by hand
     assert ex5.sum() == 7.5
+
+
+# ------------------------------------------------------------------ verdicts the issue found wrong
+
+
+def _sampler_with(pixels):
+    def sampler(w, n_t, dt, R, v, seed):
+        rng = np.random.default_rng(seed)
+        s = pixels(rng, v, (n_t, w.size))
+        r = np.exp(s @ w) * dt * R
+        return rng.poisson(r), r, s
+    return sampler
+
+
+@pytest.mark.parametrize("name,pixels", [
+    ("uniform", lambda rng, v, size: rng.uniform(-np.sqrt(3 * v), np.sqrt(3 * v), size)),
+    ("binary", lambda rng, v, size: np.sqrt(v) * rng.choice([-1.0, 1.0], size)),
+    ("laplace", lambda rng, v, size: rng.laplace(0.0, np.sqrt(v / 2), size)),
+])
+def test_sampler_with_the_right_variance_but_not_gaussian_fails_with_its_hint(name, pixels):
+    assert_fails_with_hint("ex5-sampler", _sampler_with(pixels), "N(0, v)")
+
+
+def test_sampler_alternatives_pass():
+    # another generator call (standard normal scaled), float32 stimulus, lists
+    assert_full_points("ex5-sampler", _sampler_with(
+        lambda rng, v, size: np.sqrt(v) * rng.standard_normal(size)))
+    assert_full_points("ex5-sampler", _sampler_with(
+        lambda rng, v, size: rng.normal(0, np.sqrt(v), size).astype(np.float32).astype(float)))
+
+
+def test_negloglik_in_float32_and_as_lists_passes():
+    def float32(w, c, s, dt, R):
+        w, c, s = (np.asarray(a, dtype=np.float32) for a in (w, c, s))
+        eta = s @ w
+        r = np.exp(eta) * np.float32(dt * R)
+        return np.float32(r.sum() - c @ eta), s.T @ (r - c)
+
+    assert_full_points("ex5-negloglik", float32)
+    assert_full_points("ex5-negloglik", lambda *a: (float(negloglik(*a)[0]), list(negloglik(*a)[1])))
+
+
+def test_response_plot_at_bin_centres_passes():
+    def centres(ax, c, r, dt):
+        t = (np.arange(len(c)) + 0.5) * dt
+        ax.step(t, c, where="mid", label="c")
+        ax.plot(t, r, label="r")
+        ax.set(title="t", xlabel="time (s)", ylabel="count")
+        ax.legend()
+
+    assert_full_points("ex5-response-plot", centres)
+
+
+@pytest.mark.parametrize("cmap", ["viridis", "gray", "jet"])
+def test_rf_plot_without_a_diverging_colormap_fails_with_its_hint(cmap):
+    def plot(ax, w, shape):
+        m = np.abs(w).max()
+        ax.imshow(np.reshape(w, shape), cmap=cmap, vmin=-m, vmax=m)
+        ax.set(title="rf", xlabel="x", ylabel="y")
+
+    assert_fails_with_hint("ex5-rf-plot", plot, "diverging colormap")
+
+
+@pytest.mark.parametrize("cmap", ["coolwarm", "seismic", "PuOr", "bwr"])
+def test_rf_plot_with_other_diverging_colormaps_passes(cmap):
+    def plot(ax, w, shape):
+        m = 1.5 * np.abs(w).max()  # any symmetric range covering w
+        ax.imshow(np.reshape(w, shape), cmap=cmap, vmin=-m, vmax=m)
+        ax.set(title="rf", xlabel="x", ylabel="y")
+
+    assert_full_points("ex5-rf-plot", plot)
+
+
+def _alpha_plots(cmap, shared):
+    def plot(ws, alphas, frame_shape):
+        fig, axes = plt.subplots(1, len(alphas))
+        for ax, w, a in zip(axes, ws, alphas):
+            m = max(np.abs(v).max() for v in ws) if shared else np.abs(w).max()
+            ax.imshow(np.reshape(w, frame_shape), cmap=cmap, vmin=-m, vmax=m)
+            ax.set_title(f"α = {a:g}")
+        return fig
+    return plot
+
+
+@pytest.mark.parametrize("cmap,shared,hint", [
+    ("RdBu_r", False, "every panel the same scale"),
+    ("viridis", True, "diverging colormap"),
+    ("viridis", False, "every panel the same scale"),
+])
+def test_alpha_plots_with_a_scale_per_panel_or_not_diverging_fail_with_their_hint(cmap, shared, hint):
+    assert_fails_with_hint("ex5-alpha-plots", _alpha_plots(cmap, shared), hint)
+
+
+def test_alpha_plots_with_one_diverging_scale_pass():
+    assert_full_points("ex5-alpha-plots", _alpha_plots("RdBu", True))
+    assert_full_points("ex5-alpha-plots", _alpha_plots("PiYG", True))
+
+
+@pytest.mark.parametrize("alpha", [10.0, 100.0])
+def test_a_ridge_fit_is_not_the_maximum_likelihood_fit(alpha):
+    assert_fails_with_hint("ex5-fit", lambda c, s, dt, R: fit_ridge(c, s, dt, R, alpha), "penalised (ridge) fit")
+
+
+def test_fit_by_another_optimiser_passes():
+    assert_full_points("ex5-fit", lambda c, s, dt, R: optimize.minimize(
+        negloglik, np.zeros(s.shape[1]), args=(c, s, dt, R), jac=True, method="BFGS").x)
+    assert_full_points("ex5-fit", lambda c, s, dt, R: list(fit_rf(c, s, dt, R)))
+
+
+# ------------------------------------------------------------------ more wrong and valid answers
+
+
+def _fails(part, wrong):
+    verdict = checks.run(part, wrong)
+    assert verdict.status in ("failed", "error") and verdict.points == 0, verdict
+    return verdict
+
+
+def bin_counts_searchsorted(spike_times, trigger_times, frame_duration):
+    end = trigger_times[-1] + frame_duration
+    idx = np.searchsorted(trigger_times, spike_times[spike_times < end], side="right") - 1
+    return np.bincount(idx[idx >= 0], minlength=len(trigger_times))
+
+
+@pytest.mark.parametrize("part,answer", [
+    ("ex5-binning", bin_counts_searchsorted),
+    ("ex5-binning", lambda sp, tr, d: list(bin_counts(sp, tr, d))),
+    ("ex5-ridge", lambda c, s, dt, R, alpha: optimize.minimize(
+        lambda w: (negloglik(w, c, s, dt, R)[0] + alpha * w @ w,
+                   negloglik(w, c, s, dt, R)[1] + 2 * alpha * w),
+        np.zeros(s.shape[1]), jac=True, method="BFGS").x),
+    ("ex5-ridge", lambda c, s, dt, R, alpha: list(fit_ridge(c, s, dt, R, alpha))),
+    ("ex5-svd", lambda W: tuple(map(np.asarray, space_time_svd(W)))),
+    ("ex5-svd", lambda W: [list(x) if np.ndim(x) else float(x) for x in space_time_svd(W)]),
+    ("ex5-lagged", lambda counts, frames, lags, dt: fit_lags(counts, frames, list(lags), dt).tolist()),
+    ("ex5-response-plot", plot_response),
+])
+def test_more_valid_alternatives_pass(part, answer):
+    assert_full_points(part, answer)
+
+
+@pytest.mark.parametrize("part,wrong", [
+    ("ex5-binning", lambda sp, tr, d: np.histogram(sp, bins=len(tr))[0]),  # equal-width bins
+    ("ex5-binning", lambda sp, tr, d: bin_counts(sp, tr, d) / d),  # rates, not counts
+    ("ex5-ridge", lambda c, s, dt, R, alpha: fit_ridge(c, s, dt, R, 2 * alpha)),
+    ("ex5-ridge", lambda c, s, dt, R, alpha: fit_ridge(c, s, dt, R, alpha) / np.abs(fit_ridge(c, s, dt, R, alpha)).max()),
+    ("ex5-svd", lambda W: (np.linalg.svd(W - W.mean())[0][:, 0] * 2, np.linalg.svd(W - W.mean())[2][0], 1.0)),
+    ("ex5-lagged", lambda counts, frames, lags, dt: -fit_lags(counts, frames, lags, dt)),
+    ("ex5-lagged", lambda counts, frames, lags, dt: fit_lags(counts, frames, lags, dt)[:, ::-1]),
+    ("ex5-response-plot", lambda ax, c, r, dt: (ax.plot(np.arange(len(c)) * dt, c, label="c"),
+                                                 ax.set(title="t", xlabel="time (s)", ylabel="n"), ax.legend())),
+    ("ex5-response-plot", lambda ax, c, r, dt: (ax.plot(np.arange(len(c)) * dt, c), ax.plot(np.arange(len(c)) * dt, r),
+                                                 ax.set(title="t", xlabel="time (s)", ylabel="n"))),
+])
+def test_more_wrong_answers_fail(part, wrong):
+    _fails(part, wrong)

@@ -72,7 +72,7 @@ def test_assignment_gives_parts_points_and_answer_names_from_its_check_cells():
     assert [p.part for p in a.parts] == corpus.PARTS
     assert {p.part: p.points for p in a.parts} == corpus.FULL
     assert a.parts[0].names == ("fit_ols",) and a.parts[0].check_id == "ex1-fit-ols-check"
-    assert a.max_total == 4
+    assert a.max_total == 5  # 4 autograded points and the written part ex1-judgement (1)
     a.check_registry()  # the metadata's points agree with the registry
 
 
@@ -241,6 +241,29 @@ def test_a_genuine_record_of_a_right_answer_passes():
     assert result["status"] == "passed" and result["points"] == 1.0
 
 
+def test_the_kernel_collects_and_the_judge_judges_the_hidden_cases_of_the_runs_seed():
+    plan = Assignment.load(ASSIGNMENT).plan(load(), seed=4242)
+    assert [c.source for c in plan.cells if c.part][0].endswith(
+        ".emit('ex1-fit-ols', globals(), 'fit_ols', seed=4242)")
+    honest = lambda X, y: __import__("numpy").linalg.lstsq(X, y, rcond=None)[0]  # noqa: E731
+    hidden = _record({"collected": checks.get_check("ex1-fit-ols").for_seed(4242).collect(honest)})
+    assert judge_part(PART, hidden, seed=4242)["points"] == 1.0
+    # judged on another run's cases (or the public ones), the same record is wrong
+    assert judge_part(PART, hidden, seed=4243)["points"] == 0.0
+    assert judge_part(PART, hidden)["points"] == 0.0
+
+
+def test_the_run_seed_is_fresh_per_output_folder_kept_for_a_resume_and_given_for_a_regrade(tmp_path):
+    from course_lib.grading.batch import run_seed
+
+    first = run_seed(tmp_path / "a")
+    assert run_seed(tmp_path / "a") == first  # an interrupted run resumes on the same cases
+    assert run_seed(tmp_path / "b") != first  # another run: other hidden cases
+    assert run_seed(tmp_path / "b", seed=first) == first == run_seed(tmp_path / "b")
+    with pytest.raises(ValueError, match="grading seed"):
+        run_seed(tmp_path / "c", seed=-1)
+
+
 @pytest.mark.parametrize(
     "event,status,words",
     [
@@ -320,6 +343,7 @@ def grade(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
         (["exercises/01-regression.ipynb", "{empty}"], "no submissions (*.ipynb) in folder"),
         (["exercises/01-regression.ipynb", "nobody.ipynb"], "submission not found: nobody.ipynb"),
         (["exercises/01-regression.ipynb", "exercises/01-regression.ipynb"], "also listed as a submission"),
+        (["exercises/01-regression.ipynb", "x.ipynb", "--seed", "-1"], "--seed must be an integer"),
     ],
 )
 def test_bad_command_lines_fail_with_a_clear_message(tmp_path, args, message):
@@ -441,8 +465,16 @@ def test_every_submission_gets_the_right_status_and_points(batch):
                 wrong.append(f"{name}: the judge passed {judged}, want {want.judged}")
             if row["integrity"] != " ".join(corpus.PARTS):
                 wrong.append(f"{name}: integrity column {row['integrity']!r}, want every part")
-        assert row["max_total"] == "4"
+        assert row["max_total"] == "5"
     assert not wrong, "\n".join(wrong)
+
+
+@needs_sandbox
+def test_results_record_the_runs_secret_seed_for_a_regrade(batch):
+    results = json.loads((batch.out / "results.json").read_text())
+    seed = int((batch.out / ".cache" / "seed").read_text())
+    assert results["seed"] == seed
+    assert {r.get("seed") for r in results["submissions"]} == {seed}
 
 
 @needs_sandbox
@@ -492,7 +524,7 @@ def test_each_student_gets_feedback_with_verdicts_and_hints_but_no_check_code(ba
     assert files == sorted(feedback_names(list(batch.expect)).values())
     assert all("/" not in f and not f.startswith(".") for f in files)
     mistake = (batch.out / "feedback" / "mistake-se-divide-by-n.ipynb.md").read_text()
-    assert "Status: graded" in mistake and "**3 / 4**" in mistake
+    assert "Status: graded" in mistake and "**3 / 5**" in mistake
     assert "**Hint:** you divided the residual sum of squares by n; divide by n − p" in mistake
     crashed = (batch.out / "feedback" / "os-exit.ipynb.md").read_text()
     assert "The notebook did not finish" in crashed and "not run: the notebook crashed" in crashed
@@ -730,7 +762,7 @@ def test_a_part_that_uses_the_library_function_it_asks_for_gets_0_and_the_rest_i
     rows = _rows(ex5.out)
     for name, want in ex5.expect.items():
         row, result = rows[name], ex5.results[name]
-        assert row["status"] == "graded" and row["max_total"] == "10", row
+        assert row["status"] == "graded" and row["max_total"] == "11.5", row
         assert {p: float(row[p]) for p in corpus.EX5_FULL} == want["points"], (name, row)
         assert float(row["total"]) == sum(want["points"].values())  # written answers pending
         assert all(row[p] == "pending" for p in corpus.EX5_MANUAL)
@@ -793,7 +825,7 @@ def test_merging_scores_adds_them_to_the_grades_and_a_bad_file_changes_nothing(e
         assert {p: p.read_bytes() for p in before} == before, f"{case}: a bad file changed the grades"
         assert not (out / "manual.json").exists()
     merged = grade(str(corpus.EX5), str(ex5.folder), "--out", str(out), "--manual", str(ok))
-    assert merged.returncode == 0 and "6 answers scored, 4 pending" in merged.stdout, merged.stderr
+    assert merged.returncode == 0 and "6 answers scored, 14 pending" in merged.stdout, merged.stderr
     after = _rows(out)
     for name, want in ex5.expect.items():
         extra = 2.0 if name == "ex5-correct.ipynb" else 1.5
@@ -802,7 +834,7 @@ def test_merging_scores_adds_them_to_the_grades_and_a_bad_file_changes_nothing(e
     assert after["ex5-correct.ipynb"]["ex5-derivation"] == "1.5" and after["ex5-correct.ipynb"]["total"] == "9.5"
     assert after["integrity-alias.ipynb"]["ex5-alpha-answer"] == "pending"
     feedback = (out / "feedback" / "ex5-correct.ipynb.md").read_text()
-    assert "**9.5 / 10**" in feedback and "sign of the gradient, see the model answer" in feedback
+    assert "**9.5 / 11.5**" in feedback and "sign of the gradient, see the model answer" in feedback
     assert "| ex5-derivation | 1.5 / 2 | ✎ graded by hand |" in feedback
     # grading again (all from the cache) keeps the merged scores
     merged_csv = (out / "grades.csv").read_bytes()

@@ -52,6 +52,32 @@ def test_gaussian_rf_is_unit_norm_flattened_with_peak_at_center():
     assert np.unravel_index(np.argmax(w2), (15, 15)) == (3, 10)
 
 
+def test_gaussian_rf_sum_normalised_as_the_labs_code_gives_a_realistic_rate():
+    # E[exp(w's)] = exp(v ||w||^2 / 2) for s ~ N(0, v I): with weights summing to 1 the
+    # lab's neuron (R = 50, v = 5) fires about 53 spikes/s; with ||w|| = 1, about 600.
+    w = lnp.gaussian_rf(15, 2.0, normalize="sum")
+    assert np.isclose(w.sum(), 1.0) and np.unravel_index(np.argmax(w), (15, 15)) == (7, 7)
+    np.testing.assert_allclose(w, lnp.gaussian_rf(15, 2.0) / lnp.gaussian_rf(15, 2.0).sum())
+    for seed in range(20):
+        c, _, _ = lnp.sample_lnp(w, n_t=1000, dt=DT, R=R, v=V, seed=seed)
+        assert 45 < c.mean() / DT < 60 and c.max() <= 50, (seed, c.mean() / DT, c.max())
+    c_unit, _, _ = lnp.sample_lnp(lnp.gaussian_rf(15, 2.0), n_t=1000, dt=DT, R=R, v=V, seed=1)
+    assert c_unit.mean() / DT > 400 and c_unit.max() > 1000
+    with pytest.raises(ValueError, match="normalize must be 'norm'.*or 'sum'.*got 'l1'"):
+        lnp.gaussian_rf(15, 2.0, normalize="l1")
+
+
+def test_fit_rf_at_the_realistic_rate_improves_with_bins_as_chapter_5_states():
+    # chapter 5's sample-size claims, on seeds the chapter does not use
+    w = lnp.gaussian_rf(15, 2.0, normalize="sum")
+    for seed in (20, 21, 22):
+        corrs = []
+        for n_t in (1000, 10_000):
+            c, _, s = lnp.sample_lnp(w, n_t=n_t, dt=DT, R=R, v=V, seed=seed)
+            corrs.append(_corr(lnp.fit_rf(c, s, DT, R).w, w))
+        assert 0.7 < corrs[0] < 0.85 and corrs[1] > 0.95, (seed, corrs)
+
+
 def test_sample_lnp_draws_white_gaussian_stimulus_of_variance_v_and_poisson_counts(lab_data):
     w, c, r, s = lab_data
     assert s.shape == (1000, 225) and c.shape == r.shape == (1000,)

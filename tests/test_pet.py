@@ -14,8 +14,9 @@ from course_lib.pet import REGION_BP, SITES, simulate_pet
 
 def test_shape_columns_and_levels_are_as_documented():
     pet = simulate_pet(n_sites=4, subjects_per_site=12, seed=1)
-    assert pet.shape == (4 * 12 * len(REGION_BP), 7)
-    assert list(pet.columns) == ["site", "scanner", "subject", "region", "age", "age_c", "BP"]
+    assert pet.shape == (4 * 12 * len(REGION_BP), 8)
+    assert list(pet.columns) == ["site", "scanner", "subject", "region", "age", "age_c", "BP",
+                                 "log_BP"]
     assert list(pet["site"].cat.categories) == ["Turku", "Aarhus", "New Haven", "Vancouver"]
     assert list(pet["region"].cat.categories) == list(REGION_BP)
     assert pet["subject"].nunique() == 48
@@ -23,6 +24,7 @@ def test_shape_columns_and_levels_are_as_documented():
     assert (pet.groupby("site", observed=True)["scanner"].nunique() == 1).all()
     assert (pet.groupby(["subject", "region"], observed=True).size() == 1).all()
     np.testing.assert_allclose(pet["age_c"], (pet["age"] - 50) / 10)
+    np.testing.assert_allclose(pet["log_BP"], np.log(pet["BP"]))
     assert pet["age"].between(20, 80).all()
 
 
@@ -32,27 +34,46 @@ def test_same_seed_same_data_other_seed_other_data():
 
 
 def test_noise_free_data_follow_the_generative_model_exactly():
+    # log BP = log mu_r + log(1 - 0.07) * (age - 50) / 10: a 7% decline per decade everywhere
     pet = simulate_pet(slope_sd=0, site_sd=0, scanner_sd=0, subject_sd=0, noise_sd=0, seed=2)
     mu = pet["region"].map(REGION_BP).astype(float)
-    np.testing.assert_allclose(pet["BP"], mu - 0.012 * (pet["age"] - 50), rtol=1e-12)
+    np.testing.assert_allclose(pet["BP"], mu * 0.93 ** ((pet["age"] - 50) / 10), rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_binding_potentials_are_positive_and_regions_differ_tenfold(seed):
+    pet = simulate_pet(seed=seed)
+    assert (pet["BP"] > 0).all()
+    means = pet.groupby("region", observed=True)["BP"].mean()
+    assert 2.4 < means["putamen"] < 3.6 and 0.15 < means["frontal cortex"] < 0.3, means
+    assert means.max() / means.min() > 10, means
 
 
 def test_true_parameters_are_recovered_on_a_large_study():
-    # true values: the arguments of simulate_pet (age_slope -0.012 per year, noise_sd 0.1)
+    # true values: the arguments of simulate_pet (7% per decade, slope_sd 0.02, noise_sd 0.08)
     pet = simulate_pet(n_sites=8, subjects_per_site=60, site_sd=0, subject_sd=0, seed=5)
-    fit = smf.ols("BP ~ 0 + region + region:age", data=pet).fit()
+    fit = smf.ols("log_BP ~ 0 + region + region:age_c", data=pet).fit()
     truth = pet.attrs["truth"]
     for region, slope in truth["region_slope"].items():
-        assert fit.params[f"region[{region}]:age"] == pytest.approx(slope, abs=0.002)
-    assert np.mean(list(truth["region_slope"].values())) == pytest.approx(-0.012, abs=0.005)
+        assert fit.params[f"region[{region}]:age_c"] == pytest.approx(slope, abs=0.01)
+    assert truth["age_slope"] == pytest.approx(np.log(0.93))
+    assert np.sqrt(fit.scale) == pytest.approx(0.08, rel=0.05)
 
 
-def test_brain_wide_age_effect_is_recovered_by_the_chapters_mixed_model():
+def test_age_model_needs_the_subject_term_age_is_between_subject():
+    # Age varies between subjects only: without (1 | subject) the six regions of a subject
+    # count as six replicates of its age, and the standard error is too small.
     pet = simulate_pet(seed=4)  # the chapter's data set
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no convergence warning
-        fit = lmer("BP ~ 1 + age_c + (1 + age_c | region)", pet)
-    assert fit.fixef["age_c"] == pytest.approx(-0.12, abs=2 * fit.fixef_se["age_c"])
+        warnings.simplefilter("error")  # no convergence or singular-fit warning
+        naive = lmer("log_BP ~ 1 + age_c + (1 + age_c || region)", pet)
+        honest = lmer("log_BP ~ 1 + age_c + (1 + age_c || region) + (1 | subject)", pet)
+    assert honest.fixef_se["age_c"] > 1.3 * naive.fixef_se["age_c"]
+    truth = pet.attrs["truth"]
+    assert honest.fixef["age_c"] == pytest.approx(truth["age_slope"],
+                                                  abs=2 * honest.fixef_se["age_c"])
+    vc = honest.VarCorr.set_index("grp")["sdcor"]
+    assert vc["subject"] == pytest.approx(truth["subject_sd"], rel=0.35)
 
 
 def test_truth_is_returned_in_attrs():
@@ -60,7 +81,8 @@ def test_truth_is_returned_in_attrs():
     truth = pet.attrs["truth"]
     assert list(truth["site_effect"]) == list(SITES[:5])
     assert set(truth["region_slope"]) == set(REGION_BP)
-    assert truth["seed"] == 0 and truth["age_slope"] == -0.012
+    assert truth["seed"] == 0 and truth["age_decline"] == 0.07
+    assert len(truth["subject_effect"]) == 5 * 12
 
 
 @pytest.mark.parametrize(
@@ -74,6 +96,8 @@ def test_truth_is_returned_in_attrs():
         ({"age_range": (60, 20)}, r"age_range must be \(low, high\) with low < high"),
         ({"region_bp": {"putamen": 0.0}}, r"region_bp\['putamen'\] must be a positive number"),
         ({"region_bp": {}}, "region_bp must name at least one region"),
+        ({"age_decline": 1.0}, r"age_decline must be a fraction per decade in \[0, 1\), got 1.0"),
+        ({"age_decline": -0.1}, r"age_decline must be a fraction per decade"),
     ],
 )
 def test_bad_arguments_raise_clear_value_errors(kwargs, message):

@@ -14,7 +14,8 @@ import pytest
 from nbclient import NotebookClient
 
 from course_lib import checks
-from course_lib.release import make_student_notebook, points_table, release, strip_solutions, student_tree
+from course_lib.release import (COLAB_BADGE_ID, COLAB_INSTALL_ID, chapter_notebook, make_student_notebook,
+                                points_table, release, release_chapters, strip_solutions, student_tree)
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTRUCTOR = sorted((ROOT / "exercises").glob("*.ipynb"))
@@ -110,7 +111,8 @@ def test_instructor_notebook_is_well_formed(path):
 def test_student_copy_has_no_solutions_and_no_outputs(path):
     instructor = nbformat.read(path, as_version=4)
     student = nbformat.read(STUDENT_DIR / path.name, as_version=4)
-    assert [c.id for c in student.cells] == [c.id for c in instructor.cells]
+    colab = {COLAB_BADGE_ID, COLAB_INSTALL_ID}  # the release's own cells (tests below)
+    assert [c.id for c in student.cells if c.id not in colab] == [c.id for c in instructor.cells]
     text = "\n".join(c.source for c in student.cells)
     assert "### BEGIN SOLUTION" not in text and "### END SOLUTION" not in text
     region = re.compile(r"### BEGIN SOLUTION\n(.*?)\n\s*### END SOLUTION", re.S)
@@ -213,6 +215,10 @@ def verbatim_public(tree: Path, rel: str) -> bool:
     src = ROOT / rel
     public = rel.startswith(PUBLIC_FOLDERS) or (
         rel.startswith("course_lib/") and not rel.startswith(("course_lib/checks/", "course_lib/grading/")))
+    if public and rel.startswith("chapters/") and rel.endswith(".ipynb") and src.is_file():
+        # a chapter's Colab notebook: made from its .md, its install cell retargeted
+        return (tree / rel).read_text(encoding="utf-8") == src.read_text(encoding="utf-8").replace(
+            "mixed-models-neuro/course", "some-university/rf-course-2026")
     return public and src.is_file() and src.read_bytes() == (tree / rel).read_bytes()
 
 
@@ -227,15 +233,21 @@ def solution_lines() -> set[str]:
 def test_student_tree_holds_the_book_the_student_notebooks_and_the_package_only(tree):
     files = tree_files(tree)
     for rel in ("_config.yml", "_toc.yml", "intro.md", "exercises.md", "README.md", "references.bib",
-                "requirements.txt", "runtime.txt", "postBuild", "pyproject.toml",
+                "requirements.txt", "binder/runtime.txt", "binder/postBuild", "binder/requirements.txt",
+                "pyproject.toml",
                 "course_lib/__init__.py", "course_lib/lnp.py", "course_lib/checks/__init__.py",
                 "course_lib/data/sleepstudy.csv", "_ext/course_site.py"):
         assert rel in files, f"{rel} is missing from the tree"
     assert sorted(p for p in files if p.startswith("chapters/")) == sorted(
         p.relative_to(ROOT).as_posix() for p in (ROOT / "chapters").iterdir() if p.is_file())
-    for path in INSTRUCTOR:  # the student copies, as committed (which a test keeps up to date)
-        assert files[f"exercises/{path.name}"] == (STUDENT_DIR / path.name).read_text(encoding="utf-8")
-    assert not [p for p in files if p.endswith(".ipynb") and not p.startswith("exercises/")]
+    for path in INSTRUCTOR:  # the student copies, as committed (which a test keeps up to date),
+        # with their Colab badge and install cell pointed at the published repository
+        committed = (STUDENT_DIR / path.name).read_text(encoding="utf-8")
+        assert files[f"exercises/{path.name}"] == committed.replace(
+            "mixed-models-neuro/course", "some-university/rf-course-2026").replace("exercises/student/", "exercises/")
+    # notebooks: the exercises, and the chapters' Colab notebooks beside their .md
+    assert not [p for p in files if p.endswith(".ipynb") and not p.startswith("exercises/")
+                and not (p.startswith("chapters/") and p[:-len(".ipynb")] + ".md" in files)]
     for absent in ("tests/", "benchmarks/", "scripts/", ".ci/", "instructors.md", "CONTRIBUTING.md",
                    "course_lib/grading/", "course_lib/release.py", "course_lib/checks/core.py",
                    "course_lib/checks/ex0", "exercises/student/"):
@@ -247,7 +259,8 @@ def test_student_tree_holds_the_book_the_student_notebooks_and_the_package_only(
     for rel, text in files.items():
         if rel.startswith("chapters/"):
             for module in re.findall(r"course_lib\.(\w+)", text):
-                assert f"course_lib/{module}.py" in files, f"{rel} uses course_lib.{module}"
+                assert {f"course_lib/{module}.py", f"course_lib/{module}/__init__.py"} & set(files), \
+                    f"{rel} uses course_lib.{module}"
     # the links point at the published repository and at exercises/, not at the instructors' one
     assert "exercises/student/" not in files["exercises.md"]
     assert "https://mybinder.org/v2/gh/some-university/rf-course-2026/main?urlpath=lab/tree/exercises/05-" \
@@ -333,3 +346,86 @@ def test_student_tree_refuses_a_folder_in_use(tmp_path):
     with pytest.raises(ValueError, match="OWNER/NAME"):
         student_tree(ROOT, tmp_path / "y", repository="https://github.com/a/b")
     assert (tmp_path / "x" / "keep.txt").read_text() == "mine" and not (tmp_path / "y").exists()
+
+
+# ----------------------------------------------------------------------------------------
+# Colab: every student notebook opens with a badge and a Colab-only install cell
+
+
+def colab_cells(nb):
+    return ([c for c in nb.cells if c.id == COLAB_BADGE_ID], [c for c in nb.cells if c.id == COLAB_INSTALL_ID])
+
+
+def run_install_cell(source: str, in_colab: bool, monkeypatch) -> list[list[str]]:
+    """Run an install cell's code with subprocess.run recorded (nothing is installed)."""
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda args, **kw: calls.append(list(args)))
+    if in_colab:
+        monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(compile(source, "<install cell>", "exec"), {})
+    return calls
+
+
+@pytest.mark.parametrize("path", INSTRUCTOR, ids=lambda p: p.name)
+def test_student_copy_opens_with_a_colab_badge_and_an_install_cell_before_any_code(path):
+    nb = nbformat.read(STUDENT_DIR / path.name, as_version=4)
+    (badge,), (install,) = colab_cells(nb)
+    assert nb.cells[0] is badge
+    assert ("(https://colab.research.google.com/github/mixed-models-neuro/course/blob/main/"
+            f"exercises/student/{path.name})") in badge.source
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    assert first_code is install and not install.outputs
+
+
+def test_install_cell_installs_course_lib_from_the_configured_repository_in_colab_only(monkeypatch):
+    nb = nbformat.read(STUDENT_DIR / INSTRUCTOR[0].name, as_version=4)
+    (install,) = colab_cells(nb)[1]
+    assert "https://github.com/mixed-models-neuro/course" in (ROOT / "_config.yml").read_text()
+    assert run_install_cell(install.source, in_colab=False, monkeypatch=monkeypatch) == []
+    (call,) = run_install_cell(install.source, in_colab=True, monkeypatch=monkeypatch)
+    assert call[:4] == [sys.executable, "-m", "pip", "install"]
+    assert call[-1] == "course_lib @ git+https://github.com/mixed-models-neuro/course@main"
+
+
+def test_student_tree_notebooks_point_colab_at_the_published_repository(tree):
+    for path in INSTRUCTOR:
+        nb = nbformat.read(tree / "exercises" / path.name, as_version=4)
+        (badge,), (install,) = colab_cells(nb)
+        assert f"github/some-university/rf-course-2026/blob/main/exercises/{path.name})" in badge.source
+        assert "git+https://github.com/some-university/rf-course-2026@main" in install.source
+    for chapter in sorted((tree / "chapters").glob("*.ipynb")):
+        source = "".join(c.source for c in nbformat.read(chapter, as_version=4).cells)
+        assert "git+https://github.com/some-university/rf-course-2026@main" in source
+        assert "mixed-models-neuro/course" not in source
+
+
+def test_chapter_notebooks_for_colab_are_up_to_date_with_their_markdown():
+    chapters = sorted((ROOT / "chapters").glob("*.md"))
+    assert sorted((ROOT / "chapters").glob("*.ipynb")) == [c.with_suffix(".ipynb") for c in chapters]
+    assert release_chapters(ROOT, check_only=True) == [], "run `python -m course_lib.release`"
+
+
+def test_chapter_notebook_holds_the_chapters_cells_and_an_install_cell(tmp_path):
+    import jupytext
+
+    chapter = ROOT / "chapters" / "01-regression.md"
+    nb = nbformat.reads(chapter_notebook(chapter, ROOT), as_version=4)
+    (install,) = colab_cells(nb)[1]
+    assert next(c for c in nb.cells if c.cell_type == "code") is install and not colab_cells(nb)[0]
+    source = jupytext.read(chapter)
+    assert [c.source for c in nb.cells if c.id != COLAB_INSTALL_ID] == [c.source for c in source.cells]
+    assert nb.metadata["kernelspec"]["name"] == "python3" and "jupytext" not in nb.metadata
+    assert len({c.id for c in nb.cells}) == len(nb.cells)
+
+
+def test_colab_cells_refuse_a_repository_url_that_is_not_github(tmp_path):
+    from course_lib.release import course_repository
+
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://gitlab.com/a/b\n  branch: main\n")
+    with pytest.raises(ValueError, match="repository.url must be https://github.com/OWNER/NAME, got https://gitlab.com/a/b"):
+        course_repository(tmp_path)
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/a/b.git\n  branch: dev\n")
+    assert course_repository(tmp_path) == ("a/b", "dev")
+    assert course_repository(ROOT) == ("mixed-models-neuro/course", "main")

@@ -77,9 +77,11 @@ def test_figures_are_opaque_so_they_stay_legible_in_dark_mode(html_dir):
             "dark mode (course_lib.plotting.set_style() sets a white one)")
 
 
-def test_pages_have_binder_launch_repository_and_download_buttons(html_dir):
+def test_pages_have_binder_colab_repository_and_download_buttons(html_dir):
     html = (html_dir / "chapters" / "01-regression.html").read_text(encoding="utf-8")
-    assert "https://mybinder.org/v2/gh/mixed-models-neuro/course/main?urlpath=lab/tree/chapters/01-regression.md" in html
+    # both launch buttons open the chapter's notebook (chapters/*.ipynb, made by course_lib.release)
+    assert "https://mybinder.org/v2/gh/mixed-models-neuro/course/main?urlpath=lab/tree/chapters/01-regression.ipynb" in html
+    assert "https://colab.research.google.com/github/mixed-models-neuro/course/blob/main/chapters/01-regression.ipynb" in html
     assert "https://github.com/mixed-models-neuro/course" in html
     assert "btn-download-source-button" in html or "Download source file" in html
 
@@ -91,17 +93,44 @@ def test_chapter_numbers_and_references_are_rendered(html_dir):
     assert "Belenky" in text and "Bates" in text  # the bibliography
 
 
-def test_binder_pins_python_and_every_requirement():
-    assert (ROOT / "runtime.txt").read_text().strip() == "python-3.11"
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
+def _pins(path: Path) -> dict[str, str]:
+    """A requirements file's exact pins (name: version); fails on a line that is not one."""
+    pins = {}
+    for line in path.read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#") and line != "-e .":
-            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line), f"not pinned exactly: {line}"
-    assert "-e ." in (ROOT / "requirements.txt").read_text().splitlines()
+            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line), f"{path.name}: not pinned exactly: {line}"
+            name, version = line.split("==")
+            pins[name.lower()] = version
+    assert "-e ." in path.read_text().splitlines(), f"{path} does not install the course's package"
+    return pins
+
+
+def test_binder_pins_python_and_every_requirement():
+    assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
+    _pins(ROOT / "requirements.txt")
+    binder = _pins(ROOT / "binder" / "requirements.txt")
+    assert {"jupyterlab", "jupytext", "ipykernel"} <= set(binder)
+
+
+def test_binder_is_lean_and_pinned_like_the_build():
+    """binder/ (what Binder and scripts/lab.sh install) has the students' runtime only, at the
+    versions the book is built and tested with."""
+    full, binder = _pins(ROOT / "requirements.txt"), _pins(ROOT / "binder" / "requirements.txt")
+    tooling = {"pytest", "nbval", "playwright", "jupyter-repo2docker", "jupyter-book", "sphinx", "myst-nb",
+               "sphinx-book-theme", "sphinxcontrib-bibtex", "build", "nbclient", "dask", "distributed", "psutil"}
+    assert not tooling & set(binder), f"test, build or grading tools in binder/: {tooling & set(binder)}"
+    assert {n: v for n, v in binder.items() if n in full} == {n: full[n] for n in binder if n in full}
+    # every runtime dependency course_lib declares is pinned there
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.match(r"[A-Za-z0-9_.\-]+", d).group(0).lower() for d in declared}
+    assert names - {"patsy"} <= set(binder), names - set(binder)  # patsy comes with statsmodels
 
 
 def test_binder_postbuild_makes_jupytext_open_chapters_as_notebooks(tmp_path):
-    post_build = ROOT / "postBuild"
+    post_build = ROOT / "binder" / "postBuild"
     assert os.access(post_build, os.X_OK)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path), PATH=f"{Path(os.sys.executable).parent}:{os.environ['PATH']}")
     subprocess.run(["bash", str(post_build)], check=True, env=env, cwd=ROOT)
@@ -213,12 +242,14 @@ def test_binder_configuration_validates_with_repo2docker():
     assert "Building conda environment for python=3.11" in log, log[-2000:]
     # the frozen base environment for Python 3.11 (file names are escaped: "." is "-2e")
     assert re.search(r"environment(\.|-2e)py(-|-2d)3(\.|-2e)11", dockerfile)
-    # requirements.txt goes into the environment that runs JupyterLab (jupytext's viewer works)
+    # binder/ is read instead of the root: binder/requirements.txt goes into the environment that
+    # runs JupyterLab (jupytext's viewer works); the root's requirements.txt (tests, build) is not
     assert "ENV KERNEL_PYTHON_PREFIX=${NB_PYTHON_PREFIX}" in dockerfile
     lines = dockerfile.splitlines()
     copy_repo = next(i for i, l in enumerate(lines) if re.match(r"COPY .* src/ \$\{REPO_DIR\}/", l))
-    install = next(i for i, l in enumerate(lines) if 'pip install --no-cache-dir -r "requirements.txt"' in l)
-    post_build = next(i for i, l in enumerate(lines) if l.strip() == "RUN ./postBuild")
+    install = next(i for i, l in enumerate(lines) if 'pip install --no-cache-dir -r "binder/requirements.txt"' in l)
+    post_build = next(i for i, l in enumerate(lines) if l.strip() == "RUN ./binder/postBuild")
+    assert '-r "requirements.txt"' not in dockerfile
     assert copy_repo < install < post_build, "requirements (with -e .) need the repository copied first"
 
 

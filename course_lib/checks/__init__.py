@@ -18,6 +18,11 @@ Each check works in two steps, kept apart on purpose:
     redraws the same inputs from the seed, computes the reference answer with a trusted
     library (numpy, statsmodels), and compares. It returns a :class:`Verdict`.
 
+The cases a notebook shows are the *public* ones, drawn from the part's fixed seed. At
+grading, ``check.for_seed(run_seed)`` draws *hidden* cases from the same generator with a
+seed mixed from a secret the grader picks per run, so an answer that memorised the public
+cases gets nothing.
+
 In a notebook both steps run in the kernel. A grader runs ``collect`` in the sandboxed
 student kernel and ``judge`` in its own process, so that patching numpy or this module in
 the kernel cannot fake a pass.
@@ -39,7 +44,7 @@ from course_lib.checks.core import (
 )
 
 
-def run(part: str, *answers) -> Verdict:
+def run(part: str, *answers, seed: int | None = None) -> Verdict:
     """Collect and judge the answer to one part, returning the verdict without printing.
 
     Parameters
@@ -48,12 +53,15 @@ def run(part: str, *answers) -> Verdict:
         The part's id, as in the exercise notebook (``"ex1-fit-ols"``).
     *answers
         What the check cell passes in: usually the student's function.
+    seed : int, optional
+        A grading run's secret seed: judge on the hidden cases it draws
+        (:meth:`Check.for_seed`) instead of the public ones.
 
     Returns
     -------
     Verdict
     """
-    chk = get_check(part)
+    chk = get_check(part).for_seed(seed)
     return chk.judge(chk.collect(*answers))
 
 
@@ -62,8 +70,14 @@ def check(part: str, *answers) -> None:
     print(run(part, *answers))
 
 
-# Importing the exercise modules registers their checks.
-from course_lib.checks import ex01, ex02, ex03, ex04, ex05  # noqa: E402,F401
+# Importing the exercise modules registers their checks: every module ``exNN`` of this
+# package, found by name, so that a new exercise registers by being there.
+import importlib as _importlib  # noqa: E402
+import pkgutil as _pkgutil  # noqa: E402
+
+for _mod in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
+    if _mod.startswith("ex") and _mod[2:].isdigit():
+        _importlib.import_module(f"{__name__}.{_mod}")
 
 __all__ = [
     "Check",

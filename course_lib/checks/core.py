@@ -8,9 +8,11 @@ JSON-serialisable data, and ``judge`` treats it as untrusted input.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import hashlib
 import math
+import signal
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -92,6 +94,28 @@ class Check:
         points = self.points if status == "passed" else 0.0
         return Verdict(self.part, status, points, self.points, message, hint)
 
+    def for_seed(self, seed: int | None) -> Check:
+        """This check on the hidden cases of a grading run's secret ``seed``.
+
+        A check declared with a ``seed`` field (:class:`FunctionCheck`, and any dataclass
+        check drawing its cases from ``seed``) draws its hidden cases from the same
+        generator as its public ones, seeded by :func:`hidden_seed` of the public seed and
+        the run's seed; ``None`` (the notebook) gives the public cases. A check without a
+        seed field (a hand-written class) has public cases only and returns itself.
+        """
+        if (seed is None or not getattr(self, "hidden", False)
+                or not dataclasses.is_dataclass(self) or not hasattr(self, "seed")):
+            return self
+        return dataclasses.replace(self, seed=hidden_seed(self.seed, seed))
+
+
+def hidden_seed(public_seed: int, run_seed: int) -> int:
+    """The seed of a part's hidden cases: a 63-bit mix of its public seed and a grading
+    run's secret seed (numpy's SeedSequence), never equal to the public one by design of
+    the hash, and the same on every regrade with the same run seed."""
+    state = np.random.SeedSequence([int(run_seed) % 2**63, int(public_seed) % 2**63, 0x68696464656E])
+    return int(state.generate_state(2, np.uint64)[0] >> np.uint64(1))
+
 
 _REGISTRY: dict[str, Check] = {}
 
@@ -145,7 +169,7 @@ def to_data(value) -> dict:
 
 
 def _other(value) -> dict:
-    return {"kind": "other", "type": type(value).__name__}
+    return {"kind": "other", "type": "None" if value is None else type(value).__name__}
 
 
 @dataclass(frozen=True)
@@ -199,7 +223,8 @@ def compare_arrays(got: Returned, expected, what: str, rtol=1e-6, atol=1e-8) -> 
     """Type, then shape, then values; raise :class:`CheckFailure` at the first that fails."""
     expected = np.asarray(expected, dtype=float)
     if got.kind == "other":
-        raise CheckFailure(f"type: {what} should be an array of numbers, got a {got.type_name}")
+        got_what = "None (did you forget to return?)" if got.type_name == "None" else f"a {got.type_name}"
+        raise CheckFailure(f"type: {what} should be an array of numbers, got {got_what}")
     arr = got.array
     if arr.shape != expected.shape and arr.size == expected.size and arr.squeeze().ndim <= 1:
         raise CheckFailure(
@@ -214,9 +239,73 @@ def compare_arrays(got: Returned, expected, what: str, rtol=1e-6, atol=1e-8) -> 
         raise CheckFailure(f"values: {what} should be {fmt(expected)}, got {fmt(arr)}")
 
 
+def compare_series(got: Returned, expected: pd.Series, what: str, rtol=1e-6, atol=1e-6) -> None:
+    """A Series matched by its labels (in any order), then :func:`compare_arrays`."""
+    if got.kind != "series":
+        kind = "an array" if got.kind == "array" else f"a {got.type_name}"
+        raise CheckFailure(f"type: {what} should be a pandas Series indexed by "
+                           f"{expected.index.name or 'label'}, got {kind}")
+    want = {str(k): float(v) for k, v in expected.items()}
+    if len(got.index) != len(want) or set(got.index) != set(want):
+        raise CheckFailure(
+            f"index: {what} should have one value for each of the {len(want)} labels "
+            f"{sorted(want)}, got {len(got.index)} values labelled {sorted(got.index)[:6]}"
+        )
+    aligned = Returned("array", array=np.array([got.array[got.index.index(k)] for k in want]))
+    compare_arrays(aligned, list(want.values()), what, rtol=rtol, atol=atol)
+
+
+def matches(got: Returned, value, rtol=1e-6, atol=1e-8) -> bool:
+    """Whether a returned result equals ``value`` (a Series by its labels, else
+    :func:`close_to`): how a declared mistake is recognised."""
+    if isinstance(value, pd.Series):
+        if got.kind != "series" or sorted(got.index) != sorted(map(str, value.index)):
+            return False
+        value = value.set_axis(value.index.map(str))[list(got.index)].to_numpy()
+    return close_to(got, value, rtol, atol)
+
+
 # ----------------------------------------------------------------------------------------
 # The loop every case-based check shares: run the answer on each drawn case in the kernel,
 # then read the record back, untrusted, before judging it.
+
+
+#: Seconds one case may take in the student's kernel before the check gives up on it.
+CASE_TIME_LIMIT = 30.0
+
+
+class CaseTimeout(Exception):
+    """The student's code ran past a case's time limit."""
+
+
+class time_limit:  # noqa: N801 - used as a context manager
+    """Raise :class:`CaseTimeout` in the block after ``seconds`` (wall clock).
+
+    Uses ``SIGALRM``, so it applies in the main thread of a Unix process (a notebook
+    kernel runs cells there); elsewhere the block runs without a limit (the grader's
+    per-cell timeout still stops it).
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.active = False
+
+    def _expired(self, signum, frame):
+        raise CaseTimeout(f"ran longer than {self.seconds:g} s")
+
+    def __enter__(self):
+        if (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+                and signal.getitimer(signal.ITIMER_REAL)[0] == 0):
+            self.previous = signal.signal(signal.SIGALRM, self._expired)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            self.active = True
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+        return False
 
 
 def collect_cases(chk, answer, run_one: Callable[[Any, Case], Any], key: str) -> dict:
@@ -229,11 +318,17 @@ def collect_cases(chk, answer, run_one: Callable[[Any, Case], Any], key: str) ->
     if not callable(answer):
         record["error"] = f"{chk.function} should be a function, got {type(answer).__name__}"
         return record
+    limit = float(getattr(chk, "time_limit", CASE_TIME_LIMIT))
     for case in chk.cases():
         try:
-            record[key].append(run_one(answer, copy.deepcopy(case)))
+            with time_limit(limit):
+                record[key].append(run_one(answer, copy.deepcopy(case)))
         except NotImplementedError:
             record["not_implemented"] = True
+            return record
+        except CaseTimeout:
+            record["error"] = (f"{chk.function} ran longer than {limit:g} s on {case.label}: "
+                               "the check expected an answer well within that time")
             return record
         except Exception as err:  # the student's code may raise anything
             text = f"{type(err).__name__}: {err}"
@@ -418,12 +513,34 @@ class FunctionCheck(Check):
         Draws the inputs; must be deterministic given the generator.
     reference : callable(*args)
         The right answer for one case, computed with a trusted library.
-    compare : callable(got, expected, what)
-        Raises :class:`CheckFailure` when ``got`` is wrong; :func:`compare_arrays` by default.
+    compare : callable(got, expected, what), optional
+        Raises :class:`CheckFailure` when ``got`` is wrong; by default
+        :func:`compare_arrays` with ``tolerance``.
+    tolerance : (float, float)
+        ``(rtol, atol)`` of the default comparison, and of the student tree's.
     diagnoses : list of callable(got, expected, args) -> str or None
         Recognisers for known mistakes; the first that returns a string gives the hint.
+    valid : list of callable(*args)
+        Other valid answers (another valid method or convention): a result that matches
+        one of them passes, compared as with the reference.
+    mistakes : list of (callable(*args), str)
+        Known mistakes declared as the wrong answer they compute and their hint: a result
+        that matches ``wrong(*args)`` (:func:`close_to`) gets the hint. Tried after
+        ``diagnoses``.
     seed : int
-        Seed of the generator handed to ``draw``.
+        Seed of the generator handed to ``draw`` for the public cases; the grader draws
+        hidden cases from the same ``draw`` (:meth:`Check.for_seed`), so ``draw`` must
+        give well-conditioned cases for every seed.
+    time_limit : float
+        Seconds one case may run in the student's kernel.
+    hidden : bool
+        Whether the grader judges the part on hidden cases (:meth:`Check.for_seed`);
+        declare it once ``draw`` is proven well-conditioned on many seeds.
+    public : str
+        What a student copy without the checks' code can tell (:mod:`course_lib.release`):
+        ``"stored"``, the public cases with their expected outputs and the outputs of the
+        declared ``mistakes``, stored at release time (✔/✘ and the hint); ``"written"``,
+        only whether the answer is written (judged when handed in).
     success : str
         Message of a pass; ``{function}`` and ``{n}`` (number of cases) are filled in.
     """
@@ -433,10 +550,27 @@ class FunctionCheck(Check):
     function: str
     draw: Callable[[np.random.Generator], Sequence[Case]]
     reference: Callable[..., Any]
-    compare: Callable[[Returned, Any, str], None] = compare_arrays
+    compare: Callable[[Returned, Any, str], None] | None = None
     diagnoses: list[Diagnosis] = field(default_factory=list)
     seed: int = 0
     success: str = "{function} gives the right answer on {n} inputs the check drew."
+    mistakes: Sequence[tuple[Callable[..., Any], str]] = ()
+    valid: Sequence[Callable[..., Any]] = ()
+    time_limit: float = CASE_TIME_LIMIT
+    tolerance: tuple[float, float] = (1e-6, 1e-8)
+    hidden: bool = False
+    public: str = "written"
+
+    def compare_fn(self) -> Callable[[Returned, Any, str], None]:
+        if self.compare is not None:
+            return self.compare
+        rtol, atol = self.tolerance
+
+        def compare(got, expected, what):
+            kind = compare_series if isinstance(expected, pd.Series) else compare_arrays
+            kind(got, expected, what, rtol, atol)
+
+        return compare
 
     def cases(self) -> Sequence[Case]:
         return drawn_cases(self.draw, self.seed)
@@ -452,16 +586,33 @@ class FunctionCheck(Check):
         for case, output in zip(cases, outputs):
             expected = memo_call(self.reference, *case.args)
             got = None
+            what = f"{self.function}(…) on {case.label}"
             try:
                 got = Returned.from_data(output)
-                self.compare(got, expected, f"{self.function}(…) on {case.label}")
+                self.compare_fn()(got, expected, what)
             except CheckFailure as failure:
+                if got is not None and any(self._agrees(got, memo_call(v, *case.args), what)
+                                           for v in self.valid):
+                    continue
+                recognisers = [*self.diagnoses, *(_declared(w, h) for w, h in self.mistakes)]
                 hint = next(
-                    (h for d in self.diagnoses if (h := _safe(d, got, expected, case.args))),
+                    (h for d in recognisers if (h := _safe(d, got, expected, case.args))),
                     "",
                 )
                 return self.verdict("failed", str(failure), hint)
         return self.verdict("passed", self.success.format(function=self.function, n=len(cases)))
+
+    def _agrees(self, got: Returned, other, what: str) -> bool:
+        try:
+            self.compare_fn()(got, other, what)
+        except CheckFailure:
+            return False
+        return True
+
+
+def _declared(wrong: Callable[..., Any], hint: str) -> Diagnosis:
+    """A recogniser for a mistake declared as the wrong answer it computes."""
+    return lambda got, expected, args: hint if matches(got, wrong(*args)) else None
 
 
 def _safe(diagnosis: Diagnosis, got, expected, args):

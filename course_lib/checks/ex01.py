@@ -13,11 +13,7 @@ import statsmodels.api as sm
 
 from course_lib.checks.core import (
     Case,
-    CheckFailure,
     FunctionCheck,
-    Returned,
-    close_to,
-    compare_arrays,
     fmt,
     register,
 )
@@ -41,35 +37,19 @@ def _ols_params(X, y):
     return sm.OLS(y, X).fit().params
 
 
-def _wrong_order(got: Returned, expected, args):
-    if close_to(got, np.asarray(expected)[::-1]):
-        return "your coefficients are in reverse order: return them in the order of X's columns."
-
-
-def _no_inverse(got: Returned, expected, args):
-    X, y = args
-    if close_to(got, X.T @ y):
-        return "you returned Xᵀy: solve the normal equations (XᵀX) β = Xᵀy for β."
-
-
-def _dropped_intercept(got: Returned, expected, args):
-    X, y = args
-    if close_to(got, _ols_params(X[:, 1:], y)):
-        return "you fitted without the intercept column: X already holds it as its first column."
-
-
-register(
-    FunctionCheck(
-        part="ex1-fit-ols",
-        points=1,
-        function="fit_ols",
-        draw=_draw_regressions,
-        reference=_ols_params,
-        diagnoses=[_wrong_order, _no_inverse, _dropped_intercept],
-        seed=101,
-        success="{function} agrees with statsmodels' OLS on {n} data sets the check drew.",
-    )
-)
+register(FunctionCheck(
+    part="ex1-fit-ols", points=1, function="fit_ols",
+    seed=101, hidden=True, public="stored",
+    draw=_draw_regressions, reference=_ols_params,
+    mistakes=[
+        (lambda X, y: _ols_params(X, y)[::-1],
+         "your coefficients are in reverse order: return them in the order of X's columns."),
+        (lambda X, y: X.T @ y, "you returned Xᵀy: solve the normal equations (XᵀX) β = Xᵀy for β."),
+        (lambda X, y: _ols_params(X[:, 1:], y),
+         "you fitted without the intercept column: X already holds it as its first column."),
+    ],
+    success="{function} agrees with statsmodels' OLS on {n} data sets the check drew.",
+))
 
 # ---------------------------------------------------------------------------------------
 # ex1-standard-errors: ols_standard_errors(X, y) -> se
@@ -79,35 +59,19 @@ def _ols_se(X, y):
     return sm.OLS(y, X).fit().bse
 
 
-def _divided_by_n(got: Returned, expected, args):
-    n, p = args[0].shape
-    if close_to(got, np.asarray(expected) * np.sqrt((n - p) / n)):
-        return "you divided the residual sum of squares by n; divide by n − p, the residual degrees of freedom."
-
-
-def _variances(got: Returned, expected, args):
-    if close_to(got, np.asarray(expected) ** 2):
-        return "these are variances: the standard errors are their square roots."
-
-
-def _no_sigma(got: Returned, expected, args):
-    X, _ = args
-    if close_to(got, np.sqrt(np.diag(np.linalg.inv(X.T @ X)))):
-        return "you left out the residual standard deviation σ̂: SE = σ̂ √diag((XᵀX)⁻¹)."
-
-
-register(
-    FunctionCheck(
-        part="ex1-standard-errors",
-        points=1,
-        function="ols_standard_errors",
-        draw=_draw_regressions,
-        reference=_ols_se,
-        diagnoses=[_divided_by_n, _variances, _no_sigma],
-        seed=202,
-        success="{function} agrees with statsmodels' standard errors on {n} data sets the check drew.",
-    )
-)
+register(FunctionCheck(
+    part="ex1-standard-errors", points=1, function="ols_standard_errors",
+    seed=202, hidden=True, public="stored",
+    draw=_draw_regressions, reference=_ols_se,
+    mistakes=[
+        (lambda X, y: _ols_se(X, y) * np.sqrt((len(y) - X.shape[1]) / len(y)),
+         "you divided the residual sum of squares by n; divide by n − p, the residual degrees of freedom."),
+        (lambda X, y: _ols_se(X, y) ** 2, "these are variances: the standard errors are their square roots."),
+        (lambda X, y: np.sqrt(np.diag(np.linalg.inv(X.T @ X))),
+         "you left out the residual standard deviation σ̂: SE = σ̂ √diag((XᵀX)⁻¹)."),
+    ],
+    success="{function} agrees with statsmodels' standard errors on {n} data sets the check drew.",
+))
 
 # ---------------------------------------------------------------------------------------
 # ex1-predict: predict_reaction(beta, days) -> ms ;  ex1-days-to-slow: days_to_slow_by(beta, ms)
@@ -130,63 +94,39 @@ def _predict(beta, days):
     return beta[0] + beta[1] * np.asarray(days, dtype=float)
 
 
-def _swapped(got: Returned, expected, args):
-    beta, days = args
-    if close_to(got, beta[1] + beta[0] * np.asarray(days)):
-        return "beta[0] is the intercept (ms at Days = 0) and beta[1] the slope (ms per day): you swapped them."
-
-
-def _slope_only(got: Returned, expected, args):
-    beta, days = args
-    if close_to(got, beta[1] * np.asarray(days)):
-        return "you left out the intercept: the prediction at Days = 0 is beta[0] ms, not 0."
-
-
-register(
-    FunctionCheck(
-        part="ex1-predict",
-        points=0.5,
-        function="predict_reaction",
-        draw=lambda rng: _draw_lines(rng, with_days=True),
-        reference=_predict,
-        diagnoses=[_swapped, _slope_only],
-        seed=303,
-        success="{function} gives intercept + slope × days, in ms, on {n} inputs the check drew.",
-    )
-)
+register(FunctionCheck(
+    part="ex1-predict", points=0.5, function="predict_reaction",
+    seed=303, hidden=True, public="stored",
+    draw=lambda rng: _draw_lines(rng, with_days=True), reference=_predict,
+    mistakes=[
+        (lambda beta, days: beta[1] + beta[0] * np.asarray(days),
+         "beta[0] is the intercept (ms at Days = 0) and beta[1] the slope (ms per day): you swapped them."),
+        (lambda beta, days: beta[1] * np.asarray(days),
+         "you left out the intercept: the prediction at Days = 0 is beta[0] ms, not 0."),
+    ],
+    success="{function} gives intercept + slope × days, in ms, on {n} inputs the check drew.",
+))
 
 
 def _days_to_slow(beta, extra_ms):
     return extra_ms / beta[1]
 
 
-def _used_intercept(got: Returned, expected, args):
-    beta, extra = args
-    if close_to(got, extra / beta[0]) or close_to(got, (extra - beta[0]) / beta[1]):
-        return (
-            "a change in reaction time depends on the slope alone: "
-            "each day adds beta[1] ms, so it takes ms / beta[1] days."
-        )
-
-
-def _inverted(got: Returned, expected, args):
-    beta, extra = args
-    if close_to(got, beta[1] / extra) or close_to(got, beta[1] * extra):
-        return "check the units: ms divided by (ms per day) gives days."
-
-
-register(
-    FunctionCheck(
-        part="ex1-days-to-slow",
-        points=0.5,
-        function="days_to_slow_by",
-        draw=lambda rng: _draw_lines(rng, with_days=False),
-        reference=_days_to_slow,
-        diagnoses=[_used_intercept, _inverted],
-        seed=404,
-        success="{function} turns ms into days with the slope, on {n} inputs the check drew.",
-    )
-)
+_SLOPE_ALONE = ("a change in reaction time depends on the slope alone: "
+                "each day adds beta[1] ms, so it takes ms / beta[1] days.")
+_UNITS = "check the units: ms divided by (ms per day) gives days."
+register(FunctionCheck(
+    part="ex1-days-to-slow", points=0.5, function="days_to_slow_by",
+    seed=404, hidden=True, public="stored",
+    draw=lambda rng: _draw_lines(rng, with_days=False), reference=_days_to_slow,
+    mistakes=[
+        (lambda beta, ms: ms / beta[0], _SLOPE_ALONE),
+        (lambda beta, ms: (ms - beta[0]) / beta[1], _SLOPE_ALONE),
+        (lambda beta, ms: beta[1] / ms, _UNITS),
+        (lambda beta, ms: beta[1] * ms, _UNITS),
+    ],
+    success="{function} turns ms into days with the slope, on {n} inputs the check drew.",
+))
 
 # ---------------------------------------------------------------------------------------
 # ex1-residuals-by-subject: residuals_by_subject(data, beta) -> Series indexed by Subject
@@ -210,45 +150,15 @@ def _mean_residuals(data: pd.DataFrame, beta) -> pd.Series:
     return resid.groupby(data["Subject"], observed=True).mean()
 
 
-def _compare_series(got: Returned, expected: pd.Series, what: str) -> None:
-    if got.kind != "series":
-        kind = "an array" if got.kind == "array" else f"a {got.type_name}"
-        raise CheckFailure(
-            f"type: {what} should be a pandas Series indexed by Subject, got {kind}"
-        )
-    want = {str(k): float(v) for k, v in expected.items()}
-    if len(got.index) != len(want) or set(got.index) != set(want):
-        raise CheckFailure(
-            f"index: {what} should have one value for each of the {len(want)} subjects "
-            f"{sorted(want)}, got {len(got.index)} values labelled {sorted(got.index)[:6]}"
-        )
-    got_aligned = Returned("array", array=np.array([got.array[got.index.index(k)] for k in want]))
-    compare_arrays(got_aligned, list(want.values()), what, rtol=1e-6, atol=1e-6)
-
-
-def _one_per_row(got: Returned, expected, args):
-    data, _ = args
-    if got.array is not None and got.array.size == len(data):
-        return "you returned one residual per row: average them within each subject with groupby."
-
-
-def _flipped_sign(got: Returned, expected, args):
-    if got.kind == "series" and sorted(got.index) == sorted(map(str, expected.index)):
-        want = np.array([expected[k] if k in expected.index else np.nan for k in got.index])
-        if np.allclose(got.array, -want):
-            return "a residual is observed − fitted (Reaction − prediction); yours has the opposite sign."
-
-
-register(
-    FunctionCheck(
-        part="ex1-residuals-by-subject",
-        points=1,
-        function="residuals_by_subject",
-        draw=_draw_subject_subsets,
-        reference=_mean_residuals,
-        compare=_compare_series,
-        diagnoses=[_one_per_row, _flipped_sign],
-        seed=505,
-        success="{function} gives each subject's mean residual (ms) on {n} subsets the check drew.",
-    )
-)
+register(FunctionCheck(
+    part="ex1-residuals-by-subject", points=1, function="residuals_by_subject",
+    seed=505, hidden=True, public="stored",
+    draw=_draw_subject_subsets, reference=_mean_residuals, tolerance=(1e-6, 1e-6),
+    mistakes=[
+        (lambda data, beta: data["Reaction"] - (beta[0] + beta[1] * data["Days"]),
+         "you returned one residual per row: average them within each subject with groupby."),
+        (lambda data, beta: -_mean_residuals(data, beta),
+         "a residual is observed − fitted (Reaction − prediction); yours has the opposite sign."),
+    ],
+    success="{function} gives each subject's mean residual (ms) on {n} subsets the check drew.",
+))

@@ -23,7 +23,6 @@ from course_lib.checks.core import (
     FunctionCheck,
     Returned,
     close_to,
-    compare_arrays,
     reference_cache,
     register,
 )
@@ -104,12 +103,12 @@ def _intercept_only(got: Returned, expected, args):
 
 register(
     FunctionCheck(
-        part="ex2-variance-components",
+        part="ex2-variance-components", hidden=True,
         points=1,
         function="variance_components",
         draw=_draw_sleep_subsets,
         reference=_fit4_sds,
-        compare=lambda got, exp, what: compare_arrays(got, exp, what, rtol=1e-3, atol=1e-4),
+        tolerance=(1e-3, 1e-4), public="stored",
         diagnoses=[_variances, _ml_fit, _wrong_order, _intercept_only],
         seed=2101,
         success="{function} reads fit_4's standard deviations on {n} subsets the check drew.",
@@ -153,12 +152,12 @@ def _around_zero(got: Returned, expected, args):
 
 register(
     FunctionCheck(
-        part="ex2-slope-range",
+        part="ex2-slope-range", hidden=True,
         points=0.5,
         function="typical_range",
         draw=_draw_slopes,
         reference=_typical_range,
-        compare=lambda got, exp, what: compare_arrays(got, exp, what, rtol=1e-3, atol=1e-6),
+        tolerance=(1e-3, 1e-6), public="stored",
         diagnoses=[_one_sd, _sqrt_tau, _around_zero],
         seed=2202,
         success="{function} gives the middle 95% of the population on {n} inputs the check drew.",
@@ -193,12 +192,16 @@ def _describe(d: dict) -> str:
 
 
 def _draw_designs(rng: np.random.Generator) -> list[Case]:
-    # two designs of each kind, in a drawn order, so that every branch of the rule is tested
-    kinds = ["question", "sample-many", "sample-few", "exhaustive"] * 2
+    # two designs of each kind, in a drawn order, so that every branch of the rule is tested,
+    # and the rule's boundary: a sample of exactly 4 levels (random) and of 3 (fixed)
+    kinds = ["question", "sample-many", "sample-few", "exhaustive", "question", "sample-4",
+             "sample-3", "exhaustive"]
     cases = []
     for kind in rng.permutation(kinds):
         factor, _ = _FACTORS[int(rng.integers(len(_FACTORS)))]
         n_few, n_many = int(rng.integers(2, 4)), int(rng.integers(4, 40))
+        n_few, n_many = {"sample-4": (n_few, 4), "sample-3": (3, n_many)}.get(str(kind), (n_few, n_many))
+        kind = {"sample-4": "sample-many", "sample-3": "sample-few"}.get(str(kind), kind)
         design = {
             "question": {"levels_are_sample": bool(rng.integers(2)), "levels_are_question": True,
                          "n_levels": int(rng.integers(2, 12))},
@@ -256,6 +259,10 @@ def _exhaustive(got: Returned, expected, args):
 
 def _sampled(got: Returned, expected, args):
     d = args[0]
+    if got.array[0] == 0.0 and expected[0] == 1.0 and d["n_levels"] == 4:
+        return ("the 4 levels are a sample of a larger population and the question is "
+                "elsewhere: model their spread with a random effect. 4 levels are enough: the "
+                "rule is random for at least 4 sampled levels (n_levels >= 4, not > 4).")
     if got.array[0] == 0.0 and expected[0] == 1.0:
         return (f"the {d['n_levels']} levels are a sample of a larger population and the "
                 "question is elsewhere: model their spread with a random effect.")
@@ -287,7 +294,7 @@ class LabelCheck(FunctionCheck):
 
 register(
     LabelCheck(
-        part="ex2-fixed-or-random",
+        part="ex2-fixed-or-random", hidden=True,
         points=1,
         function="fixed_or_random",
         draw=_draw_designs,
@@ -335,12 +342,12 @@ def _swapped(got: Returned, expected, args):
 
 register(
     FunctionCheck(
-        part="ex2-residual-sd",
+        part="ex2-residual-sd", hidden=True,
         points=0.5,
         function="residual_sds",
         draw=lambda rng: _draw_sleep_subsets(rng, sizes=(6, 10, 15)),
         reference=_residual_sds,
-        compare=lambda got, exp, what: compare_arrays(got, exp, what, rtol=1e-3, atol=1e-4),
+        tolerance=(1e-3, 1e-4), public="stored",
         diagnoses=[_swapped, _divided_by_n, _std_of_lmer_resid],
         seed=2404,
         success="{function} gives the residual standard deviations (ms) of lm and lmer on "
@@ -358,13 +365,11 @@ def _lrt(data):
     return np.array([row["Chisq"], row["Df"], row["Pr(>Chisq)"]])
 
 
-def _reml_lrt(got: Returned, expected, args):
-    data = args[0]
+def _reml_lrt(data):
+    """The REML likelihood-ratio test: valid here, since fit_2 and fit_4 have the same fixed
+    effects (the chapter compares such models by their REML criteria)."""
     chisq = _lmer(FIT_2, data).REMLcrit - _lmer(FIT_4, data).REMLcrit
-    if got.array is not None and got.array.size == 3 and np.isclose(
-            got.array.ravel()[0], chisq, rtol=1e-3):
-        return ("you compared the REML criteria; lme4's anova refits both models by maximum "
-                "likelihood (REML=False) first. anova(fit_2, fit_4) does it for you.")
+    return np.array([chisq, 2.0, scipy.stats.chi2.sf(chisq, 2)])
 
 
 def _one_df(got: Returned, expected, args):
@@ -377,13 +382,14 @@ def _one_df(got: Returned, expected, args):
 
 register(
     FunctionCheck(
-        part="ex2-lrt",
+        part="ex2-lrt", hidden=True,
         points=1,
         function="lrt_random_slopes",
         draw=lambda rng: _draw_sleep_subsets(rng, sizes=(8, 12, 18)),
         reference=_lrt,
-        compare=lambda got, exp, what: compare_arrays(got, exp, what, rtol=2e-3, atol=1e-8),
-        diagnoses=[_reml_lrt, _one_df],
+        tolerance=(2e-3, 1e-8), public="stored",
+        diagnoses=[_one_df],
+        valid=[_reml_lrt],
         seed=2505,
         success="{function} gives lme4's likelihood-ratio test on {n} subsets the check drew.",
     )

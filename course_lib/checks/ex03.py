@@ -19,12 +19,10 @@ from course_lib.checks.core import (
     FunctionCheck,
     Returned,
     close_to,
-    compare_arrays,
     fmt,
     reference_cache,
     register,
 )
-from course_lib.checks.ex01 import _compare_series
 from course_lib.datasets import load_sleepstudy
 from course_lib.mixed import lmer
 
@@ -83,7 +81,7 @@ def _squared(got: Returned, expected, args):
 
 register(
     FunctionCheck(
-        part="ex3-shrinkage-factor",
+        part="ex3-shrinkage-factor", hidden=True, public="stored",
         points=1,
         function="shrinkage_factor",
         draw=_draw_factors,
@@ -175,12 +173,12 @@ def _per_row(got: Returned, expected, args):
 
 register(
     FunctionCheck(
-        part="ex3-ranef-by-hand",
+        part="ex3-ranef-by-hand", hidden=True,
         points=1,
         function="ranef_by_hand",
         draw=_draw_random_intercepts,
         reference=_ranef,
-        compare=_compare_series,
+        tolerance=(1e-6, 1e-6), public="stored",
         diagnoses=[_per_row, _no_shrinkage, _complement_weight, _flipped],
         seed=3202,
         success="{function} equals lmer's random intercepts on {n} unbalanced subsets the "
@@ -258,12 +256,12 @@ def _row_order(got: Returned, expected, args):
 
 register(
     FunctionCheck(
-        part="ex3-predict-held-out",
+        part="ex3-predict-held-out", hidden=True,
         points=1.5,
         function="predict_held_out",
         draw=_draw_splits,
         reference=_predict,
-        compare=lambda got, exp, what: compare_arrays(got, exp, what, rtol=1e-5, atol=1e-4),
+        tolerance=(1e-5, 1e-4), public="stored",
         diagnoses=[_population_only, _other_method, _fitted_on_all, _row_order],
         seed=3303,
         success="{function} predicts held-out days with each pooling method on {n} inputs the "

@@ -97,6 +97,7 @@ class CaseCheck(Check):
     seed: int = 0
     success: str = "{function} is right on {n} inputs the check drew."
     error_hint: Callable[[str], str] | None = None
+    hidden: bool = True  # every exercise-5 generator is proven on many seeds
 
     def cases(self) -> Sequence[Case]:
         return drawn_cases(self.draw, self.seed)
@@ -261,6 +262,17 @@ def _judge_sampler(records, cases):
                         "rng.normal(0, np.sqrt(v), ...) has variance v.")
             raise Mistake(f"values: the stimulus of {what} should have variance v = {v:g}, "
                           f"got {var:.4g}", hint)
+        # N(0, v) itself, not only its first two moments: uniform or ±√v pixels have the
+        # same mean and variance; the fourth moment (3 v² for a normal; 1.8 v² and v² for
+        # those) and a Kolmogorov–Smirnov test against N(0, v) tell them apart
+        kurt = float((s**4).mean() / var**2)
+        ks = stats.kstest(s.ravel()[:20000] / math.sqrt(v), "norm").pvalue
+        if abs(kurt - 3) > 0.3 or ks < 1e-6:
+            raise Mistake(
+                f"values: the stimulus of {what} should be Gaussian, N(0, v = {v:g}); its "
+                f"pixels' fourth moment is {kurt:.2f} v² (3 v² for a normal)",
+                "draw the pixels from a normal distribution: rng.normal(0, np.sqrt(v), size=(n_t, P)); "
+                "uniform or ±√v values have the right mean and variance but are not N(0, v).")
         cp = np.corrcoef(s.T)
         worst_pixels = np.max(np.abs(cp[~np.eye(P, dtype=bool)]))
         frame_corr = abs(_corr(s[1:].ravel(), s[:-1].ravel()))
@@ -338,7 +350,9 @@ def _run_pair(answer, case):
 
 
 def _f_close(a, b) -> bool:
-    return abs(a - b) <= 1e-7 * max(abs(b), 1.0)
+    # float32 arithmetic (about 7 digits, summed over hundreds of bins) is a valid answer:
+    # 2e-5 relative is far above its rounding and far below every recognised mistake
+    return abs(a - b) <= 2e-5 * max(abs(b), 1.0)
 
 
 def _judge_negloglik(records, cases):
@@ -383,8 +397,9 @@ def _judge_negloglik(records, cases):
             elif _f_close(f, f_mean):
                 hint = HINT_DOT
             raise Mistake(f"values: f from {what} should be {f_ref:.8g}, got {f:.8g}", hint)
-        if not np.all(np.isfinite(g)) or not _close(g, g_ref, rtol=1e-6, atol=1e-6 * np.abs(g_ref).max()):
-            hint = HINT_SIGN if _close(g, -g_ref, rtol=1e-6, atol=1e-6 * np.abs(g_ref).max()) else ""
+        g_tol = {"rtol": 1e-4, "atol": 1e-5 * np.abs(g_ref).max()}  # float32 passes, as for f
+        if not np.all(np.isfinite(g)) or not _close(g, g_ref, **g_tol):
+            hint = HINT_SIGN if _close(g, -g_ref, **g_tol) else ""
             raise Mistake(f"values: grad from {what} should be {fmt(g_ref)}, got {fmt(g)}", hint)
 
 
@@ -409,9 +424,11 @@ def _draw_fit(rng):
     wa = lnp.gaussian_rf(15, 2.0)  # the notebook's true receptive field, new data
     ca, _, sa = lnp.sample_lnp(wa, n_t=1000, dt=0.1, R=50.0, v=5.0, seed=int(rng.integers(10**6)))
     wb = lnp.gaussian_rf(15, 1.5, center=(5.0, 9.0))
-    cb, _, sb = lnp.sample_lnp(wb, n_t=800, dt=0.1, R=40.0, v=3.0, seed=int(rng.integers(10**6)))
+    # few spikes per weight (about 1,300 for 225): a penalised fit (ridge, alpha = 10) is
+    # 4% away from the maximum-likelihood one here, 100 times an honest fit's error
+    cb, _, sb = lnp.sample_lnp(wb, n_t=800, dt=0.1, R=10.0, v=1.0, seed=int(rng.integers(10**6)))
     return [Case((ca, sa, 0.1, 50.0), "1,000 bins of the lab's set-up (new data)"),
-            Case((cb, sb, 0.1, 40.0), "800 bins of another neuron (R = 40, v = 3)")]
+            Case((cb, sb, 0.1, 10.0), "800 bins of another neuron (R = 10, v = 1)")]
 
 
 def _true_w_of_fit_case(k: int) -> np.ndarray:
@@ -487,6 +504,9 @@ def _judge_fit(records, cases):
             hint = HINT_SUM
         elif _rel(w, -ref) < 1e-2:
             hint = "your estimate has the wrong sign: minimise −log L, don't maximise it."
+        elif any(_rel(w, _ridge_reference(c, s, dt, R, a)) < 5e-3 for a in (1.0, 10.0, 100.0)):
+            hint = ("this is a penalised (ridge) fit: the maximum-likelihood estimate minimises "
+                    "−log L alone, with no penalty on w.")
         elif any(x0.shape == w.shape and _close(w, x0) for x0 in x0s):
             hint = ("the optimiser did not move from x0: check that your objective changes "
                     "with w and returns (f, grad) when you pass jac=True.")
@@ -511,7 +531,9 @@ def _axes_data(ax) -> dict:
     for im in ax.get_images():
         arr = np.ma.filled(np.ma.asarray(im.get_array(), dtype=float), np.nan)
         vmin, vmax = im.get_clim()
-        images.append({"array": to_data(arr), "clim": [float(vmin), float(vmax)]})
+        ramp = np.asarray(im.cmap(np.linspace(0.0, 1.0, 5)), dtype=float)[:, :3]
+        images.append({"array": to_data(arr), "clim": [float(vmin), float(vmax)],
+                       "ramp": to_data(ramp)})
     lines = [{"x": to_data(np.asarray(ln.get_xdata(), dtype=float)),
               "y": to_data(np.asarray(ln.get_ydata(), dtype=float))} for ln in ax.get_lines()]
     legend = ax.get_legend()
@@ -571,6 +593,38 @@ def _judge_image(img: dict, expected: np.ndarray, what: str) -> None:
                   f"{expected.shape}, got {fmt(arr)} with shape {arr.shape}", hint)
 
 
+def _diverging(img: dict) -> bool:
+    """Whether an image's colormap is diverging: two ends of different colours, and a
+    neutral (grey, white or black) middle, clearly lighter or darker than both ends, where
+    zero lies on a centred scale (RdBu, coolwarm, seismic, PuOr, ... but not viridis, gray
+    or jet)."""
+    ramp = Returned.from_data(img["ramp"]).array
+    chroma = ramp.max(axis=1) - ramp.min(axis=1)
+    light = ramp @ np.array([0.2126, 0.7152, 0.0722])  # relative luminance of each colour
+    ends, mid = light[[0, -1]], light[2]
+    return bool(chroma[2] < 0.3 and max(chroma[0], chroma[-1]) > 0.15
+                and np.linalg.norm(ramp[0] - ramp[-1]) > 0.3
+                and (mid > ends.max() + 0.2 or mid < ends.min() - 0.2))
+
+
+def _judge_colour_scale(imgs: list, m: float, what: str) -> None:
+    """One colour scale, centred on zero and covering ±m, and a diverging colormap."""
+    clims = {tuple(float(v) for v in img["clim"]) for img in imgs}
+    hint = ("pass vmin=-m, vmax=m with m the largest |w|" + (" over all the filters" if len(imgs) > 1 else
+            " (np.abs(w).max())") + ", and a diverging colormap (cmap='RdBu_r'), so that zero weight "
+            "has one colour" + (" and every panel the same scale: the shrinkage shows." if len(imgs) > 1 else "."))
+    if len(clims) > 1:
+        raise Mistake(f"colours: {what} should use one colour scale for every panel, got "
+                      f"{len(clims)} different (vmin, vmax)", hint)
+    vmin, vmax = clims.pop()
+    if not (vmax > 0 and abs(vmin + vmax) <= 1e-9 * vmax and vmax >= m * (1 - 1e-9)):
+        raise Mistake(f"colours: {what} should have a colour scale centred on zero "
+                      f"(vmin = −vmax ≥ max |w|), got vmin = {vmin:.3g}, vmax = {vmax:.3g}", hint)
+    if not all(_diverging(img) for img in imgs):
+        raise Mistake(f"colours: {what} should use a diverging colormap (one colour for "
+                      "positive weights, another for negative, light or dark at zero)", hint)
+
+
 def _need_labels(ax: dict, what: str, need=("title", "xlabel", "ylabel")) -> None:
     for key in need:
         if not isinstance(ax.get(key), str) or not ax[key].strip():
@@ -605,11 +659,12 @@ def _judge_response(records, cases):
         what = "the Axes that plot_response draws on"
         (ax,) = rec["axes"]
         t = np.arange(c.size) * dt
+        times = (t, t + dt / 2)  # bin starts or bin centres: both are the bins' times
         lines = [(Returned.from_data(ln["x"]).array, Returned.from_data(ln["y"]).array)
                  for ln in ax["lines"]]
         for name, y in (("the counts c", c), ("the expected counts r", r)):
             if any(ly.shape == y.shape and np.allclose(ly, y) and lx.shape == t.shape
-                   and np.allclose(lx, t) for lx, ly in lines):
+                   and any(np.allclose(lx, tt) for tt in times) for lx, ly in lines):
                 continue
             hint = ""
             if any(ly.shape == y.shape and np.allclose(ly, y) for _, ly in lines):
@@ -647,12 +702,7 @@ def _judge_rf_plot(records, cases):
         if not ax["images"]:
             raise Mistake(f"image: {what} should hold an image of w", "draw it with ax.imshow(...).")
         _judge_image(ax["images"][0], w.reshape(shape), what)
-        vmin, vmax = (float(v) for v in ax["images"][0]["clim"])
-        if not (vmax > 0 and abs(vmin + vmax) <= 1e-9 * vmax and vmax >= np.abs(w).max() * (1 - 1e-9)):
-            raise Mistake(f"colours: {what} should have a colour scale centred on zero "
-                          f"(vmin = −vmax ≥ max |w|), got vmin = {vmin:.3g}, vmax = {vmax:.3g}",
-                          "pass vmin=-m, vmax=m with m = np.abs(w).max(), and a diverging colormap, "
-                          "so that zero weight has one colour.")
+        _judge_colour_scale(ax["images"][:1], float(np.abs(w).max()), what)
         _need_labels(ax, what)
 
 
@@ -1010,6 +1060,8 @@ def _judge_alpha_plots(records, cases):
             if f"{a:g}" not in ax["title"]:
                 raise Mistake(f"labels: the panel of alpha = {a:g} should say its alpha in its "
                               f"title, got {ax['title']!r}", "title each panel, e.g. f'α = {alpha:g}'.")
+        _judge_colour_scale([ax["images"][0] for ax in axes],
+                            max(float(np.abs(w).max()) for w in ws), what)
 
 
 register(CaseCheck(

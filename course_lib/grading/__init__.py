@@ -115,7 +115,31 @@ root or bubblewrap (no quota, no namespaces), which the grader announces with a 
 
 from __future__ import annotations
 
+import importlib.util
+
 __all__ = ["main"]
+
+#: The grader's own dependencies, installed by the ``grade`` extra of ``pyproject.toml``
+#: (import name: distribution name). Students' installs leave them out.
+GRADE_EXTRA = {
+    "nbclient": "nbclient", "jupyter_client": "jupyter-client", "ipykernel": "ipykernel",
+    "IPython": "ipython", "tqdm": "tqdm", "markdown_it": "markdown-it-py",
+    "mdit_py_plugins": "mdit-py-plugins", "dask": "dask", "distributed": "distributed",
+}
+
+
+def _require_grade_extra() -> None:
+    """Fail on import, naming the extra, when the grader's dependencies are not installed
+    (rather than a bare ImportError deep inside a batch, or in the sandboxed runner)."""
+    missing = [dist for module, dist in GRADE_EXTRA.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ModuleNotFoundError(
+            f"course_lib.grading (course-grade) needs {', '.join(missing)}, which this environment "
+            'lacks; install the grader\'s extra: pip install "course_lib[grade]"',
+            name=missing[0])
+
+
+_require_grade_extra()
 
 
 def main(argv: list[str] | None = None) -> int:

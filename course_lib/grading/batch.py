@@ -180,10 +180,15 @@ class Grader:
     sandbox : Sandbox
     jobs : int
         Submissions graded at once.
+    seed : int or None
+        The run's secret seed of the hidden cases (:func:`run_seed`); None judges the
+        public cases (a worker that only runs plans needs none).
     """
 
-    def __init__(self, assignment: Assignment, out: Path, sandbox: Sandbox, jobs: int):
+    def __init__(self, assignment: Assignment, out: Path, sandbox: Sandbox, jobs: int,
+                 seed: int | None = None):
         self.assignment = assignment
+        self.seed = seed
         self.sandbox = sandbox
         self.limits = sandbox.limits
         self.work = out / ".work"
@@ -232,6 +237,7 @@ class Grader:
             "parts": parts,
             "cell_errors": cell_errors or [],
             "sandbox": self.sandbox.kind,
+            "seed": self.seed,
         }
 
     def _grade(self, sub: Submission, slot: int) -> dict:
@@ -257,7 +263,7 @@ class Grader:
             return self._result(sub, content_hash(sub.path), "invalid", str(err))
         sha = hashlib.sha256(data).hexdigest()
         try:
-            return sha, self.assignment.plan(read_submission(data))
+            return sha, self.assignment.plan(read_submission(data), seed=self.seed)
         except InvalidSubmission as err:
             return self._result(sub, sha, "invalid", str(err))
 
@@ -374,7 +380,8 @@ class Grader:
         parts = [
             judge_part(p, outcome.cells.get(index[p.part]),
                        f"this check was running when the notebook stopped: {reason}"
-                       if index[p.part] == stop_cell and status != "graded" else not_run)
+                       if index[p.part] == stop_cell and status != "graded" else not_run,
+                       seed=self.seed)
             for p in self.assignment.parts
         ]
         cell_errors = [
@@ -388,7 +395,7 @@ class Grader:
         return review(result, self.assignment, plan)  # integrity verdicts, written answers
 
 
-def judge_part(p: Part, ev: dict | None, not_run: str = "not run") -> dict:
+def judge_part(p: Part, ev: dict | None, not_run: str = "not run", seed: int | None = None) -> dict:
     """Judge one part from the runner's event for its restored check cell.
 
     Parameters
@@ -398,6 +405,8 @@ def judge_part(p: Part, ev: dict | None, not_run: str = "not run") -> dict:
         The ``cell`` event of the part's check cell (None if the cell never finished).
     not_run : str
         The message for a check that did not run.
+    seed : int or None
+        The grading run's secret seed: judge on the hidden cases the kernel collected on.
 
     Returns
     -------
@@ -431,7 +440,7 @@ def judge_part(p: Part, ev: dict | None, not_run: str = "not run") -> dict:
     if "problem" in envelope:
         return fail("error", str(envelope["problem"])[:500])
     try:
-        verdict = checks.get_check(p.part).judge(envelope["collected"])
+        verdict = checks.get_check(p.part).for_seed(seed).judge(envelope["collected"])
         if not isinstance(verdict, checks.Verdict):
             raise TypeError(f"judge returned {type(verdict).__name__}")
     except Exception:  # the judge treats collected data as untrusted; if it fails anyway, say so
@@ -509,6 +518,28 @@ def code_fingerprint(assignment: Assignment) -> str:
     return h.hexdigest()
 
 
+def run_seed(out: Path, seed: int | None = None) -> int:
+    """The secret seed of a grading run's hidden cases.
+
+    ``seed`` if given (a regrade with the seed recorded in ``results.json``); else the seed
+    of the run that wrote ``out`` (kept in ``out/.cache/seed`` so that an interrupted run
+    resumes on the same cases); else a fresh one from :mod:`secrets`, kept there.
+    """
+    path = out / ".cache" / "seed"
+    if seed is None:
+        try:
+            seed = int(path.read_text(encoding="utf-8").strip())
+        except (OSError, ValueError):
+            import secrets
+
+            seed = secrets.randbits(63)
+    if not 0 <= int(seed) < 2**63:
+        raise ValueError(f"the grading seed must be an integer in [0, 2**63), got {seed}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, f"{int(seed)}\n")
+    return int(seed)
+
+
 def cache_key(sha: str, assignment: Assignment, limits: Limits, kind: str, code: str) -> str:
     """Key of a cached result: submission bytes, assignment, limits, sandbox, code."""
     blob = json.dumps([sha, assignment.sha256, asdict(limits), kind, code], sort_keys=True)
@@ -523,6 +554,7 @@ def grade_batch(
     jobs: int,
     progress: bool | None = None,
     cluster=None,
+    seed: int | None = None,
 ) -> list[dict]:
     """Grade every submission (reusing cached results) and write the outputs.
 
@@ -540,6 +572,9 @@ def grade_batch(
     cluster : course_lib.grading.distributed.DaskCluster or None
         Run the submissions on this Dask cluster instead of in a local pool of ``jobs``
         threads; planning, judging, the cache and every output file stay in this process.
+    seed : int or None
+        The secret seed of the hidden cases (see :func:`run_seed`); recorded in
+        ``results.json`` and in each result, so that ``--seed`` reproduces a grade.
 
     Returns
     -------
@@ -550,7 +585,10 @@ def grade_batch(
 
     cache = out / ".cache"
     cache.mkdir(parents=True, exist_ok=True)
-    code = code_fingerprint(assignment)
+    seed = run_seed(out, seed)
+    for stale in (out / "feedback").glob(".*.tmp"):  # left by a run killed mid-write
+        stale.unlink(missing_ok=True)
+    code = code_fingerprint(assignment) + f":seed={seed}"
     results: dict[int, dict] = {}
     todo: list[int] = []
     for k, sub in enumerate(submissions):
@@ -575,6 +613,7 @@ def grade_batch(
         "limits": asdict(sandbox.limits),
         "grader": code[:16],
         "manual": [{"part": m.part, "points": m.points} for m in assignment.manual],
+        "seed": seed,
     }
     scores = load_scores(out)  # written-answer scores merged earlier (course-grade --manual)
 
@@ -603,7 +642,7 @@ def grade_batch(
         return [results[k] for k in range(len(submissions))]
 
     (out / ".work").mkdir(mode=0o711)
-    grader = Grader(assignment, out, sandbox, jobs)
+    grader = Grader(assignment, out, sandbox, jobs, seed=seed)
     last_write = time.monotonic()
     bar = tqdm(total=len(submissions), initial=len(results), unit="nb", desc="grading",
                disable=None if progress is None else not progress, file=sys.stderr)
@@ -685,6 +724,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="merge the scores of the written answers (DIR/manual.csv, filled in) "
                              "into the results in --out DIR; no notebook is run, and the "
                              "assignment and submissions may be left out")
+    parser.add_argument("--seed", type=int, default=None, metavar="N",
+                        help="secret seed of the hidden cases (default: a fresh one per output "
+                             "folder; give the seed in results.json to reproduce a grade)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run the notebooks on a Dask cluster: local:N starts N worker "
                              "processes here, tcp://host:8786 reaches a running scheduler "
@@ -716,6 +758,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--jobs must be between 1 and 64, got {args.jobs}")
     if args.cell_timeout <= 0 or args.timeout <= 0:
         parser.error("--cell-timeout and --timeout must be positive")
+    if args.seed is not None and not 0 <= args.seed < 2**63:
+        parser.error(f"--seed must be an integer in [0, 2**63), got {args.seed}")
     if args.memory < 256:
         parser.error(f"--memory must be at least 256 MB, got {args.memory}")
     if args.out.exists() and not args.out.is_dir():
@@ -763,7 +807,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.monotonic()
         try:
             results = grade_batch(assignment, subs_abs, out, sandbox, args.jobs, args.progress,
-                                  cluster=cluster)
+                                  cluster=cluster, seed=args.seed)
         except KeyboardInterrupt:
             log.warning("interrupted: results graded so far are kept; run the same command to resume")
             return 130

@@ -22,7 +22,7 @@ import json
 RECORD_MIME = "text/x-course-grade-record"
 
 
-def emit(part: str, namespace, *names: str) -> None:
+def emit(part: str, namespace, *names: str, seed: int | None = None) -> None:
     """Collect the answers to ``part`` and publish them as one record (no verdict).
 
     Parameters
@@ -33,17 +33,20 @@ def emit(part: str, namespace, *names: str) -> None:
         The notebook's global namespace (``globals()`` in the cell).
     *names : str
         The names the assignment's check cell passes to ``checks.check``.
+    seed : int, optional
+        The grading run's secret seed: collect on the part's hidden cases
+        (:meth:`course_lib.checks.Check.for_seed`); the judge draws the same ones.
     """
     from IPython.display import publish_display_data
 
     try:
-        text = json.dumps(_collect(part, namespace, names))
+        text = json.dumps(_collect(part, namespace, names, seed))
     except Exception as err:  # a result that cannot be written down is an error
         text = json.dumps({"problem": f"the check could not record your results ({type(err).__name__})"})
     publish_display_data({RECORD_MIME: text})
 
 
-def _collect(part: str, namespace, names) -> dict:
+def _collect(part: str, namespace, names, seed: int | None = None) -> dict:
     if not isinstance(namespace, dict):
         return {"problem": "the check could not read the notebook's variables"}
     missing = [n for n in names if n not in namespace]
@@ -55,7 +58,7 @@ def _collect(part: str, namespace, names) -> dict:
     from course_lib.checks import get_check
 
     try:
-        return {"collected": get_check(part).collect(*(namespace[n] for n in names))}
+        return {"collected": get_check(part).for_seed(seed).collect(*(namespace[n] for n in names))}
     except (Exception, SystemExit) as err:  # the student's code may raise anything, or exit
         text = f"{type(err).__name__}: {err}"[:300]
         return {"problem": f"running your code for the check raised {text}"}

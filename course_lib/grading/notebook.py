@@ -197,8 +197,11 @@ class Assignment:
                     f"notebook's metadata but {registered:g} in the check registry"
                 )
 
-    def plan(self, nb: dict) -> RunPlan:
+    def plan(self, nb: dict, seed: int | None = None) -> RunPlan:
         """Build the notebook to run for a (validated) submission.
+
+        ``seed`` is the grading run's secret seed: the restored check cells collect on the
+        hidden cases it draws (None: the public cases, as in the notebook).
 
         Every check cell of the submission (by id, or by ``metadata.course.role``), edited,
         duplicated or moved, is dropped. Each check cell of the assignment goes after the
@@ -248,7 +251,7 @@ class Assignment:
         cells: list[RunCell] = []
         for k in range(len(kept) + 1):
             for p in slots.get(k, []):
-                cells.append(RunCell(p.check_id, _restored_source(p), part=p.part))
+                cells.append(RunCell(p.check_id, _restored_source(p, seed), part=p.part))
             if k < len(kept) and kept[k][1] == "code" and kept[k][2].strip():
                 cells.append(RunCell(kept[k][0], kept[k][2]))
         wanted = {m.cell_id for m in self.manual}
@@ -366,8 +369,9 @@ def _writes(path: Path, cell: dict, course: dict) -> set[str]:
     return set(writes)
 
 
-def _restored_source(p: Part) -> str:
-    args = ", ".join([repr(p.part), "globals()", *map(repr, p.names)])
+def _restored_source(p: Part, seed: int | None = None) -> str:
+    args = ", ".join([repr(p.part), "globals()", *map(repr, p.names),
+                      *([] if seed is None else [f"seed={int(seed)}"])])
     return f'__import__("course_lib.grading.kernel", fromlist=["emit"]).emit({args})'
 
 

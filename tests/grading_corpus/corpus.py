@@ -169,9 +169,9 @@ def fake_collect(self, *answers):
         return {"part": self.part, "passed": True, "outputs": "all good"}
     return real_collect(self, *answers)
 
-def fake_emit(part, namespace, *names):
+def fake_emit(part, namespace, *names, **seed):
     if part != "ex1-days-to-slow":
-        return real_emit(part, namespace, *names)
+        return real_emit(part, namespace, *names, **seed)
     forged = {"collected": {"part": part, "passed": True, "outputs": [1.0, 2.0, 3.0, 4.0]}}
     publish_display_data({grading_kernel.RECORD_MIME: json.dumps(forged)})
 
@@ -285,6 +285,65 @@ def days_to_slow_by(beta, ms):  # right only if the network was reachable
 """
 
 
+# A submission that solves nothing: it recorded the public cases its check cells drew and
+# what they should give (honest numpy answers, computed here), and looks them up.
+MEMO_KEY = """\
+def _memo_key(*args):  # the inputs' sum identifies a public case
+    total = 0.0
+    for a in args:
+        if hasattr(a, "columns"):
+            a = a[["Reaction", "Days"]].to_numpy()
+        total += float(np.sum(np.asarray(a, dtype=float)))
+    return f"{total:.6f}"
+"""
+MEMO_FUNCTIONS = {
+    "ex1-fit-ols": ("fit_ols", "X, y"),
+    "ex1-standard-errors": ("ols_standard_errors", "X, y"),
+    "ex1-predict": ("predict_reaction", "beta, days"),
+    "ex1-days-to-slow": ("days_to_slow_by", "beta, ms"),
+    "ex1-residuals-by-subject": ("residuals_by_subject", "data, beta"),
+}
+
+
+def _honest(part: str, *args):
+    import numpy as np
+
+    if part in ("ex1-fit-ols", "ex1-standard-errors"):
+        X, y = args
+        beta = np.linalg.lstsq(X, y, rcond=None)[0]
+        if part == "ex1-fit-ols":
+            return beta.tolist()
+        r = y - X @ beta
+        return np.sqrt(r @ r / (len(y) - X.shape[1]) * np.diag(np.linalg.inv(X.T @ X))).tolist()
+    if part == "ex1-predict":
+        return (args[0][0] + args[0][1] * np.asarray(args[1], dtype=float)).tolist()
+    if part == "ex1-days-to-slow":
+        return float(args[1] / args[0][1])
+    data, beta = args
+    mean = (data["Reaction"] - beta[0] - beta[1] * data["Days"]).groupby(data["Subject"], observed=True).mean()
+    return {"index": [str(i) for i in mean.index], "values": mean.tolist()}
+
+
+def memorised_sources() -> tuple[str, dict[str, str]]:
+    """The lookup-table cell and each part's function of the memorising submission."""
+    import numpy as np
+
+    from course_lib import checks
+
+    namespace: dict = {"np": np}
+    exec(MEMO_KEY, namespace)
+    table = {part: {namespace["_memo_key"](*case.args): _honest(part, *case.args)
+                    for case in checks.get_check(part).cases()} for part in MEMO_FUNCTIONS}
+    setup = f"import pandas as pd\n{MEMO_KEY}\nMEMO = {json.dumps(table)}\n"
+    functions = {}
+    for part, (name, params) in MEMO_FUNCTIONS.items():
+        lookup = f"MEMO[{part!r}].get(_memo_key({params}), next(iter(MEMO[{part!r}].values())))"
+        body = (f"    found = {lookup}\n    return pd.Series(found['values'], index=found['index'])\n"
+                if part == "ex1-residuals-by-subject" else f"    return np.asarray({lookup})\n")
+        functions[part] = f"def {name}({params}):\n{body}"
+    return setup, functions
+
+
 def build(corpus: Path, out: Path, port: int, cell_timeout: int, timeout: float) -> dict[str, Expect]:
     """Write the corpus into ``corpus``; return what the grader must say about each file.
 
@@ -315,10 +374,18 @@ def build(corpus: Path, out: Path, port: int, cell_timeout: int, timeout: float)
     # -- right answers, and answers graded on fresh execution only ------------------------
     add("correct.ipynb", sol(), Expect("graded", full()))
     faked = copy.deepcopy(student)  # the stubs, untouched
-    for cell, source in zip(faked["cells"], solved["cells"]):
-        if cell["cell_type"] == "code":  # the instructor's ✔ outputs pasted over the stubs
+    solved_cells = {c["id"]: c for c in solved["cells"]}  # by id: the student copy has Colab cells too
+    for cell in faked["cells"]:
+        source = solved_cells.get(cell["id"])
+        if cell["cell_type"] == "code" and source is not None:  # the instructor's ✔ outputs pasted over the stubs
             cell["outputs"], cell["execution_count"] = source["outputs"], source["execution_count"]
     add("faked-outputs.ipynb", faked, Expect("graded", only()))
+    # answers memorised from the public cases: the grader's hidden cases give them 0
+    setup, functions = memorised_sources()
+    nb = _after(sol(), "setup", _code(setup, "memorised-table"))
+    for part, source in functions.items():
+        _set(nb, part, source)
+    add("memorised-public-answers.ipynb", nb, Expect("graded", only()))
 
     # -- the chapter's common mistakes lose exactly the parts they break ------------------
     add("mistake-reversed-beta.ipynb", _set(sol(), "ex1-fit-ols", REVERSED_BETA),
@@ -438,7 +505,8 @@ EX5_FULL = {
     "ex5-rf-plot": 0.5, "ex5-binning": 0.5, "ex5-lagged": 1.0, "ex5-lagged-plots": 0.5,
     "ex5-svd": 0.5, "ex5-space-time-plots": 0.5, "ex5-ridge": 1.0, "ex5-alpha-plots": 0.5,
 }
-EX5_MANUAL = {"ex5-derivation": 2.0, "ex5-alpha-answer": 0.5}
+EX5_MANUAL = {"ex5-derivation": 2.0, "ex5-alpha-answer": 0.5, "ex5-lasso": 1.0,
+              "ex5-choose-penalty": 0.5}
 
 # Each cheat is right (its part's check passes on it) and uses course_lib's implementation
 # of the function the part asks for, in a different way; the functions that build on it
