@@ -194,7 +194,26 @@ class _Laplace:
         """Conditional modes u (and beta when beta is None) at theta; the Laplace deviance.
 
         Returns the deviance, and leaves u, beta, mu and the factor at the optimum on self.
+        PIRLS starts from the previous evaluation's modes; if that start diverges (modes
+        found at a near-singular theta can overflow exp(eta) at the next theta), it starts
+        again from u = 0, so one bad evaluation does not poison every later one.
         """
+        u_start, beta_start = self.u.copy(), self.beta.copy()
+        if np.any(u_start):  # a diverging warm start is caught below: no numpy warnings
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                dev = self._pirls(theta, beta)
+        else:
+            dev = self._pirls(theta, beta)
+        if not np.isfinite(dev) and np.any(u_start):
+            self.u = np.zeros_like(u_start)
+            if beta is None:
+                self.beta = np.zeros_like(beta_start)  # start from the data's eta, as at first
+            dev = self._pirls(theta, beta)
+        if not np.isfinite(dev):
+            self.u, self.beta = u_start, beta_start
+        return dev
+
+    def _pirls(self, theta, beta=None):
         fam, X, y, w, off = self.fam, self.X, self.y, self.w, self.offset
         joint = beta is None
         u = self.u.copy()
@@ -326,7 +345,7 @@ def glmer(formula: str, data: pd.DataFrame, family="poisson", weights=None, offs
                          f"(1 | group); for a GLM use statsmodels.formula.api.glm")
     frame = model_frame(parsed, data, weights=weights, offset=offset)
     _check_response(fam, frame.y, frame.weights, frame.has_weights, parsed.response)
-    terms = random_terms(parsed.random, frame.data)
+    terms = random_terms(parsed.random, frame.data, residual=False)
     if nAGQ > 1 and (len(terms) > 1 or terms[0].q > 1):
         raise ValueError("nAGQ > 1 is only available for models with a single scalar random "
                          "effect, e.g. (1 | group), as in lme4")

@@ -132,14 +132,14 @@ def _theta_index(q: int) -> tuple[np.ndarray, np.ndarray]:
     return rows, cols
 
 
-def _random_block(term: RandomTerm, data: pd.DataFrame) -> ReTerm:
+def _random_block(term: RandomTerm, data: pd.DataFrame, residual: bool = True) -> ReTerm:
     codes, levels = _grouping_factor(data, term.factors)
     if len(levels) < 2:
         raise ValueError(
             f"grouping factor '{term.group}' of {term} has {len(levels)} level "
             f"({', '.join(repr(v) for v in levels)}); a random effect needs at least 2 levels"
         )
-    if len(levels) >= len(data):
+    if residual and len(levels) >= len(data):
         raise ValueError(
             f"grouping factor '{term.group}' of {term} has {len(levels)} levels for "
             f"{len(data)} observations; it needs fewer levels than observations"
@@ -156,13 +156,17 @@ def _random_block(term: RandomTerm, data: pd.DataFrame) -> ReTerm:
     return ReTerm(term, design, design.names, Z, codes, levels)
 
 
-def random_terms(terms, data: pd.DataFrame) -> list[ReTerm]:
+def random_terms(terms, data: pd.DataFrame, residual: bool = True) -> list[ReTerm]:
     """Evaluate the random terms on the model frame's rows, sorted as lme4 sorts them
-    (decreasing number of levels, ties in the order written), with lme4's checks."""
-    out = [_random_block(t, data) for t in terms]
+    (decreasing number of levels, ties in the order written), with lme4's checks.
+
+    ``residual=False`` (glmer: no residual variance) skips the checks of levels and random
+    effects against observations, as glmerControl's defaults do, so that an
+    observation-level random effect ``(1 | obs)`` is allowed."""
+    out = [_random_block(t, data, residual) for t in terms]
     out.sort(key=lambda b: -b.n_levels)
     n = len(data)
-    for b in out:
+    for b in out if residual else ():
         if b.n_levels * b.q >= n:
             raise ValueError(
                 f"number of observations ({n}) <= number of random effects "
