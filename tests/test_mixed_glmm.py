@@ -90,6 +90,12 @@ def test_predictions_and_pearson_statistic_match_lme4(key):
     assert fit.overdispersion()["chisq"] == pytest.approx(ref["pearson_chisq"], rel=1e-3)
 
 
+def test_converged_fits_report_a_small_gradient_on_theta_and_beta():
+    fit, _ = fitted("spikes_slope")
+    assert fit.gradient.shape == (len(fit.theta) + len(fit.fixef),)
+    assert fit.max_abs_gradient < 2e-3
+
+
 def test_singular_fit_warns_and_others_do_not():
     for key in REF:
         _, messages = fitted(key)

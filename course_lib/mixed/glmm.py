@@ -523,6 +523,25 @@ class GlmerFit(LmerFit):
         eta = LmerFit.predict(self, newdata, re_form, allow_new_levels)
         return eta if type == "link" else self.family.linkinv(eta).rename("predict")
 
+    @property
+    def gradient(self) -> np.ndarray:
+        """Gradient of -2 log L in (theta, beta) at the optimum."""
+        return self.grad
+
+    @property
+    def max_abs_gradient(self) -> float:
+        """lme4's convergence measure on (theta, beta): max |gradient| scaled by the
+        Hessian's Cholesky factor where that exists (``min(|scaled|, |raw|)``)."""
+        grad = self.grad
+        if grad.size == 0:
+            return 0.0
+        try:
+            scaled = np.linalg.solve(np.linalg.cholesky(self.hessian).T, grad)
+            grad = np.minimum(np.abs(scaled), np.abs(grad))
+        except np.linalg.LinAlgError:
+            pass
+        return float(np.max(np.abs(grad)))
+
     def _check_convergence(self) -> None:
         if self.is_singular:
             warnings.warn(
@@ -530,15 +549,9 @@ class GlmerFit(LmerFit):
                 f"{np.round(self.theta, 6).tolist()} has a diagonal element below "
                 f"{SINGULAR_TOL:g}", ConvergenceWarning, stacklevel=3)
             return
-        grad = self.grad
-        try:
-            scaled = np.linalg.solve(np.linalg.cholesky(self.hessian).T, grad)
-            grad = np.minimum(np.abs(scaled), np.abs(grad))
-        except np.linalg.LinAlgError:
-            pass
-        if grad.size and np.max(np.abs(grad)) > 2e-3:
+        if self.max_abs_gradient > 2e-3:
             warnings.warn(f"glmer {self.formula!r}: model failed to converge: max |gradient| "
-                          f"= {np.max(np.abs(grad)):.2e} (tolerance 0.002)",
+                          f"= {self.max_abs_gradient:.2e} (tolerance 0.002)",
                           ConvergenceWarning, stacklevel=3)
 
     def summary(self) -> GlmerSummary:
