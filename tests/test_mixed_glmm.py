@@ -150,3 +150,18 @@ def test_bad_responses_and_families_raise_naming_the_problem(response, family, m
     data = pd.DataFrame({"y": np.resize(response, 60), "g": np.repeat(list("abcdef"), 10)})
     with pytest.raises(ValueError, match=message):
         glmer("y ~ 1 + (1 | g)", data, family=family)
+
+
+def test_glmm_offers_wald_intervals_and_z_tests_and_refuses_lmm_only_methods():
+    fit, _ = fitted("spikes_slope")
+    ci = fit.confint()
+    assert list(ci.index) == list(fit.fixef.index)
+    np.testing.assert_allclose(ci.iloc[:, 1] - ci.iloc[:, 0], 2 * 1.959964 * fit.fixef_se,
+                               rtol=1e-5)
+    assert fit.coef_table()["Pr(>|z|)"].iloc[1] < 1e-6
+    with pytest.raises(ValueError, match="not available for a GLMM"):
+        fit.confint(method="profile")
+    with pytest.raises(ValueError, match="tested by z"):
+        fit.coef_table(ddf="Satterthwaite")
+    with pytest.raises(ValueError, match="refit of a GLMM"):
+        fit.refit(fit.y)

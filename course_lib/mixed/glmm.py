@@ -558,7 +558,32 @@ class GlmerFit(LmerFit):
         return GlmerSummary(self)
 
     def refit(self, newresp):
-        raise NotImplementedError("refit of a GLMM: call glmer again with the new response")
+        raise ValueError("refit of a GLMM is not available: call glmer again with the new "
+                         "response")
+
+    def confint(self, method: str = "Wald", level: float = 0.95, **kwargs) -> pd.DataFrame:
+        """Wald intervals of the fixed effects (beta-hat -/+ z SE); profile and bootstrap
+        intervals of a GLMM are not available here yet."""
+        if method != "Wald":
+            raise ValueError(f"confint(method={method!r}) is not available for a GLMM; use "
+                             f"method='Wald' (fixed effects)")
+        from course_lib.mixed.intervals import wald_intervals
+        if not 0 < level < 1:
+            raise ValueError(f"level must lie in (0, 1), got {level!r}")
+        return wald_intervals(self, level).loc[list(self.fixef.index)]
+
+    def coef_table(self, ddf: str = "z") -> pd.DataFrame:
+        """lme4's table for a GLMM: Estimate, Std. Error, z value, Pr(>|z|) (Wald z tests;
+        small-sample df do not apply to a GLMM's fixed scale)."""
+        if ddf != "z":
+            raise ValueError(f"a GLMM's fixed effects are tested by z (ddf='z'), got {ddf!r}")
+        z = self.fixef / self.fixef_se
+        return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.fixef_se,
+                             "z value": z, "Pr(>|z|)": 2 * scipy.stats.norm.sf(np.abs(z))})
+
+    def simulate(self, nsim: int = 1, seed: int = 0, newdata=None):
+        raise ValueError("simulate() of a GLMM is not available yet; simulate counts from "
+                         "fit.predict(type='response') with numpy's poisson or binomial")
 
     def __repr__(self) -> str:
         return (f"<GlmerFit {self.family.name}: {self.formula}; nobs={self.nobs}, "
