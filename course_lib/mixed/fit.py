@@ -139,7 +139,7 @@ def _optimise(pls: BlockedPLS, reml: bool, start: np.ndarray | None) -> tuple[np
 
     def run(x0):
         nonlocal count
-        settings = OPTIMIZER if pls._tiny is None else {**OPTIMIZER, **TINY_OPTIMIZER}
+        settings = {**OPTIMIZER, **TINY_OPTIMIZER} if pls._tiny_eligible else OPTIMIZER
         x, _, n = bobyqa(lambda t: pls.deviance(t, reml), x0, pls.lower, **settings)
         count += n
         return x

@@ -150,9 +150,10 @@ class BlockedPLS:
                 + [np.full(self.p + 1, ntheta)]).astype(int)
         if self.dense_coupling and self.q1 > 1:
             self._AR1_levels = self.AR1.reshape(self.m, self.m1, self.q1).transpose(1, 0, 2)
+        # the one-Cholesky path for small models, made on the first deviance() call (glmer's
+        # PIRLS sets many systems and never asks for the profiled deviance)
         self._tiny = None
-        if self.dense_coupling and self.m1 * self.q1 + self.m <= TINY_MAX:
-            self._tiny = self._tiny_system()
+        self._tiny_eligible = self.dense_coupling and self.m1 * self.q1 + self.m <= TINY_MAX
 
     def _tiny_system(self) -> dict:
         """The whole cross-product matrix as one dense array, and where each theta goes in
@@ -325,7 +326,9 @@ class BlockedPLS:
     def deviance(self, theta: np.ndarray, reml: bool) -> float:
         """The profiled deviance (ML) or REML criterion at theta; +inf where undefined."""
         theta = np.asarray(theta, dtype=float)
-        if self._tiny is not None:
+        if self._tiny_eligible:
+            if self._tiny is None:
+                self._tiny = self._tiny_system()
             return self._tiny_deviance(theta, reml)
         f = self.factor(theta)
         if f is None or not f.r2 > 0:
