@@ -146,6 +146,7 @@ def test_predictions_of_the_crossed_maximal_model_match_lme4():
 # The engine's own properties
 # --------------------------------------------------------------------------------------------
 
+@pytest.mark.filterwarnings("ignore::statsmodels.tools.sm_exceptions.ConvergenceWarning")
 def test_one_deviance_evaluation_does_not_grow_with_n():
     # The same design replicated 20 times has 20x the rows and identical cross-product
     # sizes: the dense block and the first term's blocks have the same shapes.

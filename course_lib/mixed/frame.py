@@ -189,14 +189,14 @@ def _evaluate(text: str, data: pd.DataFrame, what: str) -> np.ndarray:
     return values[:, 0]
 
 
-def _vector(value, data: pd.DataFrame, name: str) -> tuple[np.ndarray | None, str | None]:
+def _vector(value, data: pd.DataFrame, name: str) -> np.ndarray | None:
     """A per-row argument (``weights=``, ``offset=``) given as a column name or an array."""
     if value is None:
-        return None, None
+        return None
     if isinstance(value, str):
         require_columns(data, [value])
         require_numeric(data, [value])
-        return data[value].to_numpy(dtype=float), value
+        return data[value].to_numpy(dtype=float)
     try:
         arr = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
@@ -205,7 +205,7 @@ def _vector(value, data: pd.DataFrame, name: str) -> tuple[np.ndarray | None, st
     if arr.shape != (len(data),):
         raise ValueError(f"{name} must have one value per row of data ({len(data)}), got "
                          f"shape {arr.shape}")
-    return arr, None
+    return arr
 
 
 @dataclass(frozen=True)
@@ -261,8 +261,8 @@ def model_frame(parsed: ParsedFormula, data: pd.DataFrame, weights=None, offset=
     """
     used = _used_columns(parsed, random=random)
     require_columns(data, used)
-    w, w_col = _vector(weights, data, "weights")
-    off, off_col = _vector(offset, data, "offset")
+    w = _vector(weights, data, "weights")
+    off = _vector(offset, data, "offset")
     if w is not None and np.isnan(w).any():
         raise ValueError(f"weights has {int(np.isnan(w).sum())} missing value(s) (first at row "
                          f"{int(np.flatnonzero(np.isnan(w))[0])}); a prior weight must be given "
