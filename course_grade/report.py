@@ -303,8 +303,8 @@ border-bottom:1px solid #ddd;vertical-align:top}th{background:#f4f4f4}
 pre{white-space:pre-wrap;background:#f6f8fa;padding:.6rem;border-radius:4px;font-size:.9rem}
 .hint{background:#fff8e1;border-left:4px solid #f0b400;padding:.4rem .7rem}
 .note{background:#fdecea;border-left:4px solid #b42318;padding:.4rem .7rem}
-.bar{display:inline-block;height:.7rem;background:#2f6fb3;vertical-align:middle}
 .bar-bg{display:inline-block;width:6rem;height:.7rem;background:#e6e6e6;vertical-align:middle}
+.bar{display:block;height:100%;background:#2f6fb3}
 figure{margin:.5rem 0}figure svg{max-width:100%;height:auto}
 """
 
