@@ -274,3 +274,18 @@ def test_drawn_cases_are_shared_read_only_and_students_get_writable_copies():
     record = collect_cases(Chk(), in_place, lambda fn, case: fn(*case.args).tolist(), "outputs")
     assert "error" not in record
     np.testing.assert_allclose(record["outputs"][0], 2 * shared[0].args[0])
+
+
+#: A plausible wrong answer per part, run in the student tree's notebook, and words of its hint
+#: there (tests/test_release.py).
+WRONG_IN_TREE = {
+    "ex1-fit-ols": ("def fit_ols(X, y):\n    return X.T @ y\n", "normal equations"),
+    "ex1-standard-errors": ("def ols_standard_errors(X, y):\n"
+                            "    return np.sqrt(np.diag(np.linalg.inv(X.T @ X)))\n", "σ̂"),
+    "ex1-predict": ("def predict_reaction(beta, days):\n    return beta[1] * np.asarray(days)\n",
+                    "left out the intercept"),
+    "ex1-days-to-slow": ("def days_to_slow_by(beta, ms):\n    return beta[1] / ms\n", "units"),
+    "ex1-residuals-by-subject": ("def residuals_by_subject(data, beta):\n"
+                                 "    return data['Reaction'] - beta[0] - beta[1] * data['Days']\n",
+                                 "one residual per row"),
+}
