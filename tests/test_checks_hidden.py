@@ -35,12 +35,10 @@ def test_an_honest_answer_passes_the_hidden_cases_of_many_seeds(part):
     assert not failed, failed[:2]
 
 
-def _digest(cases) -> bytes:
-    import hashlib
+def _digest(cases) -> str:
+    import joblib
 
-    h = hashlib.blake2b()
-    core._digest(h, [c.args for c in cases])
-    return h.digest()
+    return joblib.hash([c.args for c in cases])
 
 
 @pytest.mark.parametrize("part", sorted(HONEST))
