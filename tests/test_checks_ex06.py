@@ -25,6 +25,9 @@ def with_offset_argument(data):
     return [np.exp(b), np.exp(lo), np.exp(hi)]
 
 
+CORRECT = {"ex6-rate-ratio": stim_rate_ratio}
+
+
 def test_correct_answer_gets_full_points():
     assert_full_points("ex6-rate-ratio", stim_rate_ratio)
 
@@ -46,7 +49,7 @@ def _no_pooling(d):
     (lambda d: np.log(stim_rate_ratio(d)), "exponentiate"),
     (lambda d: stim_rate_ratio(d.assign(duration=1.0)), "offset(log(duration))"),
     (_no_pooling, "no pooling"),
-    (lambda d: stim_rate_ratio(d)[::-1], ""),
+    (lambda d: stim_rate_ratio(d)[::-1], "wrong order"),
 ])
 def test_known_mistakes_fail_with_specific_hints(wrong, hint_words):
     assert_fails_with_hint("ex6-rate-ratio", wrong, hint_words)
@@ -55,3 +58,12 @@ def test_known_mistakes_fail_with_specific_hints(wrong, hint_words):
 def test_points_of_exercise_6():
     table = checks.list_checks()
     assert table.loc[[p for p in table.index if p.startswith("ex6-")], "points"].sum() == 1
+
+
+#: A plausible wrong answer, run in the student tree's notebook, and words of its hint there.
+WRONG_IN_TREE = {
+    "ex6-rate-ratio": ('def stim_rate_ratio(data):\n'
+                       '    fit = glmer("count ~ stim + (1 + stim | neuron) + offset(log(duration))", data)\n'
+                       '    b, se = fit.fixef["stim"], fit.fixef_se["stim"]\n'
+                       '    return np.array([b, b - 1.96 * se, b + 1.96 * se])\n', "exponentiate"),
+}
