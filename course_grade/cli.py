@@ -35,12 +35,12 @@ from pathlib import Path
 
 #: The subcommands, in the order of the loop, with the one line ``--help`` shows for each.
 COMMANDS = {
-    "release": "make the student copies of the exercises, or a student-only copy of the course",
-    "grade": "grade a class's notebooks in sandboxes, resumably (Dask with --scheduler)",
-    "review": "the written answers: where to read them, and merge their scores (manual.csv)",
-    "report": "how the class did: report.csv and report.html (charts) per part",
-    "export": "the grades as a file Canvas or Gradescope imports, matched to a roster",
-    "status": "what is graded, pending or failed in an output folder, and why",
+    "release": "student copies of the exercises, or a student-only course",
+    "grade": "grade a class's notebooks in sandboxes, resumably",
+    "review": "written answers: what is left to score; merge manual.csv",
+    "report": "how the class did per part: report.csv and report.html",
+    "export": "the grades as a Canvas, Gradescope or CSV file, by roster",
+    "status": "what is graded, pending or failed, and why",
 }
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
