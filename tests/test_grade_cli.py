@@ -354,3 +354,13 @@ def test_every_submission_has_html_feedback_with_every_part(graded):
 def test_status_of_the_finished_batch_lists_the_invalid_file(graded):
     proc = course_grade("status", str(graded.out))
     assert proc.returncode == 1 and "pending: 0" in proc.stdout and "broken.ipynb: invalid" in proc.stdout
+
+
+def test_review_says_what_is_left_to_score_and_a_merge_into_no_batch_is_refused(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps(SYNTHETIC))
+    proc = course_grade("review", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "essay (0.5 points): 2 of 3 answers scored" in proc.stdout  # a and c scored, b pending
+    assert f"course-grade review {tmp_path} --merge {tmp_path / 'manual.csv'}" in proc.stdout
+    proc = course_grade("review", str(tmp_path / "nowhere"), "--merge", str(tmp_path / "m.csv"))
+    assert proc.returncode == 2 and "is not a folder" in proc.stderr, proc.stderr
