@@ -117,6 +117,9 @@ def _svg(fig, alt: str) -> str:
     text = buf.getvalue()
     text = text[text.index("<svg"):]  # drop the XML declaration and the DOCTYPE (an external DTD)
     text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
+    # inline SVG in HTML needs no namespace declarations (the HTML parser knows svg and xlink):
+    # dropped, so that the page holds no URL at all, not even an identifier never fetched
+    text = re.sub(r'\s+xmlns(?::xlink)?="[^"]*"', "", text)
     return text.replace("<svg ", f'<svg role="img" aria-label="{_esc(alt, 500)}" ', 1)
 
 

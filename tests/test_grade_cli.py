@@ -330,6 +330,7 @@ def test_report_html_has_its_charts_and_no_external_url(graded):
         assert chart in page, chart
     assert not EXTERNAL.search(page), EXTERNAL.search(page)
     assert not re.search(r"""(?:src|href)\s*=\s*["']?[^"'#\s>]*https?://""", page)
+    assert "http://" not in page and "https://" not in page  # not even an XML namespace
 
 
 @needs_sandbox
