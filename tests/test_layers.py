@@ -127,19 +127,8 @@ def test_the_graph_sees_every_module_and_the_imports_that_matter():
     assert {"course_grade.batch", "course_grade.distributed"} <= GRAPH["course_grade.cli"]
 
 
-#: Circles known today, each as the one deferred import (inside a function) that closes it,
-#: left to the module's owner: ``course_lib.mixed.fit``'s ``simulate`` imports
-#: ``course_lib.mixed.power``, which imports ``fit.lmer`` at its top (course_lib/mixed/ is not
-#: the grader's to change). Strict: the test fails when one is fixed, so that it leaves here.
-KNOWN_CIRCLES = [("course_lib.mixed.fit", "course_lib.mixed.power")]
-
-
 def test_no_module_imports_in_a_circle():
-    graph = {m: set(targets) for m, targets in GRAPH.items()}
-    for importer, imported in KNOWN_CIRCLES:
-        assert imported in graph[importer], f"{importer} no longer imports {imported}: drop it from KNOWN_CIRCLES"
-        graph[importer].discard(imported)
-    cycle = find_cycle(graph)
+    cycle = find_cycle({m: set(targets) for m, targets in GRAPH.items()})
     assert cycle is None, f"import circle: {' -> '.join(cycle)}"
     assert "course_grade.distributed" not in GRAPH["course_grade.batch"]
     assert find_cycle({m: t for m, t in GRAPH.items() if m.startswith("course_grade")}) is None
