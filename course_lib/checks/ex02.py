@@ -31,11 +31,11 @@ def _lmer(formula: str, data, REML: bool = True):  # noqa: N803
 
 
 def _draw_sleep_subsets(rng: np.random.Generator) -> list[Case]:
-    """Two subsets of the sleep study's subjects (rows shuffled) on which fit_2 and fit_4
+    """Three subsets of the sleep study's subjects (rows shuffled) on which fit_2 and fit_4
     converge cleanly by REML and by ML (as anova refits them): lme4 would report the same."""
     sleep = load_sleepstudy()
     cases = []
-    for k in (7, 12):
+    for k in (6, 9, 13):
         while True:
             chosen = rng.choice(list(sleep["Subject"].cat.categories), size=k, replace=False)
             sub = sleep[sleep["Subject"].isin(chosen)].sample(frac=1.0, random_state=rng).reset_index(drop=True)
