@@ -261,7 +261,7 @@ MISTAKES = [
     ("ex4-hdi", lambda d, prob=0.94: tuple(np.quantile(d, [(1 - prob) / 2, (1 + prob) / 2])), "equal-tailed"),
     ("ex4-hdi", lambda d, prob=0.94: hdi(d, 0.95), "95% HDI"),
     ("ex4-hdi", lambda d, prob=0.94: hdi(d, 0.94), "use the prob argument"),
-    ("ex4-hdi", lambda d, prob=0.94: hdi(d, prob)[::-1], "(low, high)"),
+    ("ex4-hdi", lambda d, prob=0.94: hdi(d, prob)[::-1], "wrong order"),
     ("ex4-hdi", lambda d, prob=0.94: scipy.stats.norm(np.mean(d), np.std(d)).interval(prob), ""),
     ("ex4-lme", lambda df: (lambda f: (f.fixef["stim"], f.fixef_se["stim"]))(
         lmer("log_power ~ stim + (1 | mouse)", df)), "pseudo-replication"),

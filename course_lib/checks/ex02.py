@@ -1,10 +1,7 @@
 """Checks of exercise 2 (random effects): fit_4's standard deviations, reading one in the data's
 units, fixed or random for a study design, the residual sizes of lm and lmer, and a
-likelihood-ratio test.
-
-References come from ``course_lib.mixed.lmer`` and ``anova`` (tested against lme4),
-statsmodels and scipy on inputs drawn here: subsets of the sleep study's subjects, numbers and
-study designs. No expected number is typed in; each known mistake is a wrong implementation.
+likelihood-ratio test. References: ``course_lib.mixed`` (tested against lme4), statsmodels and
+scipy, on subsets of the sleep study, numbers and designs drawn here.
 """
 
 from __future__ import annotations
@@ -59,7 +56,7 @@ register(FunctionCheck(
     mistakes=[
         (lambda d: _sds(FIT_4, d) ** 2, "these are variances (the vcov column); the question asks for standard "
                                          "deviations, in ms and ms/day (the sdcor column)."),
-        (lambda d: _sds(FIT_4, d, False), "you fitted by maximum likelihood; lmer's default (and lme4's) is REML=True."),
+        (lambda d: _sds(FIT_4, d, False), "you fitted by maximum likelihood; lmer's default (as lme4's) is REML."),
         *[(lambda d, o=o: _sds(FIT_4, d)[o], "return them in the order intercept (ms), slope (ms/day), residual (ms).")
           for o in ([1, 0, 2], [2, 1, 0], [0, 2, 1])],
         (lambda d: _sds(FIT_2, d), _FIT_2), (lambda d: np.insert(_sds(FIT_2, d), 1, 0.0), _FIT_2),
@@ -84,26 +81,19 @@ register(FunctionCheck(
     success="{function} gives the middle 95% of the population on {n} inputs the check drew.",
 ))
 
-_FACTORS = ["site", "scanner", "subject", "mouse", "brain region", "electrode", "session", "drug",
-            "hemisphere", "litter", "genotype", "rater"]
+_FACTORS = "site scanner subject mouse region electrode session drug hemisphere litter genotype rater".split()
 
 
 def _draw_designs(rng: np.random.Generator) -> list[Case]:
-    """Every branch of the rule twice, in a drawn order (a sample of at least 4 levels once where
-    the levels are the question, once where they are all there are), with the rule's boundary:
-    a sample of exactly 4 levels (random) and one of 3 (fixed)."""
-    kinds = {"question": lambda: (True, True, rng.integers(4, 12)), "many": lambda: (True, False, rng.integers(5, 40)),
-             "any question": lambda: (bool(rng.integers(2)), True, rng.integers(2, 12)),
-             "few": lambda: (True, False, rng.integers(2, 4)), "four": lambda: (True, False, 4),
-             "three": lambda: (True, False, 3), "all": lambda: (False, False, rng.integers(4, 8)),
-             "any all": lambda: (False, False, rng.integers(2, 8))}
-    cases = []
-    for kind in rng.permutation(["question", "many", "few", "all", "any question", "four", "three", "any all"]):
-        sample, question, n = kinds[str(kind)]()
-        design = {"factor": str(rng.choice(_FACTORS)), "n_levels": int(n), "levels_are_sample": sample,
-                  "levels_are_question": question}
-        cases.append(Case((design,), f"design {design}"))
-    return cases
+    """Each branch of the rule twice, in a drawn order (a sample of at least 4 levels once where
+    the levels are the question, once where they are all there are), and the rule's boundary: a
+    sample of exactly 4 levels (random) and one of 3 (fixed). (sample, question, levels) each."""
+    kinds = [(True, True, rng.integers(4, 12)), (bool(rng.integers(2)), True, rng.integers(2, 12)),
+             (True, False, rng.integers(5, 40)), (True, False, rng.integers(2, 4)), (True, False, 4),
+             (True, False, 3), (False, False, rng.integers(4, 8)), (False, False, rng.integers(2, 8))]
+    designs = [{"factor": str(rng.choice(_FACTORS)), "n_levels": int(n), "levels_are_sample": s,
+                "levels_are_question": q} for s, q, n in kinds]
+    return [Case((designs[i],), f"design {designs[i]}") for i in rng.permutation(len(designs))]
 
 
 def _rule(d: dict) -> str:
@@ -115,23 +105,21 @@ def _rule(d: dict) -> str:
 
 
 _TEXT = "return exactly 'fixed' or 'random' (lower case, no extra words)."
+_RANDOM = ("the levels are a sample of a larger population and the question is elsewhere: model their spread with "
+           "a random effect.")
 register(FunctionCheck(
     part="ex2-fixed-or-random", points=1, function="fixed_or_random", seed=2303, draw=_draw_designs, reference=_rule,
-    mistakes=[
-        (lambda d: "fixed" if d["levels_are_question"] or not d["levels_are_sample"] or d["n_levels"] <= 4
-         else "random", "the levels are a sample of a larger population and the question is elsewhere: model "
-                        "their spread with a random effect. 4 levels are enough: the rule is random for at least "
-                        "4 sampled levels (n_levels >= 4, not > 4)."),
-        (lambda d: "fixed", "these levels are a sample of a larger population and the question is elsewhere: "
-                            "model their spread with a random effect."),
-        (lambda d: "random" if d["levels_are_sample"] and not d["levels_are_question"] else "fixed",
-         "with fewer than 4 levels a variance cannot be estimated well: a random effect needs at least 4 levels, "
-         "so treat the factor as fixed."),
-        (lambda d: "random" if d["levels_are_sample"] and d["n_levels"] >= 4 else "fixed",
+    mistakes=[  # the rule with one of its conditions changed
+        (lambda d: _rule({**d, "n_levels": d["n_levels"] - 1}), _RANDOM + " 4 levels are enough: the rule is random "
+                                                                 "for at least 4 sampled levels (>= 4, not > 4)."),
+        (lambda d: "fixed", _RANDOM),
+        (lambda d: _rule({**d, "n_levels": 4}), "with fewer than 4 levels a variance cannot be estimated well: a "
+                                                "random effect needs at least 4 levels, so treat the factor as fixed."),
+        (lambda d: _rule({**d, "levels_are_question": False}),
          "when the differences between the levels are the question, the factor is fixed."),
-        (lambda d: "fixed" if d["levels_are_question"] or d["n_levels"] < 4 else "random",
-         "these levels are all the levels there are, not a sample from a larger population: a random effect "
-         "would describe a population that does not exist."),
+        (lambda d: _rule({**d, "levels_are_sample": True}), "these levels are all the levels there are, not a sample "
+                                                            "from a larger population: a random effect would "
+                                                            "describe a population that does not exist."),
         *[(lambda d, f=f: f(_rule(d)), _TEXT) for f in (str.upper, str.title, lambda s: s + " effect")],
     ],
     success="{function} decides fixed or random correctly for {n} designs the check drew.",
