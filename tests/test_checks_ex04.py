@@ -41,14 +41,31 @@ def model(stim, mouse, n_mice, y=None):
         numpyro.sample("y", dist.Normal(alpha[mouse] + beta_mouse[mouse] * stim, sigma), obs=y)
 
 
-def model_centred(stim, mouse, n_mice, y=None):
-    """A valid alternative: the per-mouse values sampled directly."""
-    mu_alpha, sigma_alpha, beta, sigma_beta, sigma = _scalars()
-    with numpyro.plate("mice", n_mice):
-        alpha = numpyro.sample("alpha", dist.Normal(mu_alpha, sigma_alpha))
-        beta_mouse = numpyro.sample("beta_mouse", dist.Normal(beta, sigma_beta))
-    with numpyro.plate("trials", len(stim)):
-        numpyro.sample("y", dist.Normal(alpha[mouse] + beta_mouse[mouse] * stim, sigma), obs=y)
+def _centred(n_plate=None, sd_effect=lambda s: s, sd=lambda s: s, likelihood=dist.Normal, observed=True,
+             mean=lambda alpha, beta_mouse, mouse, stim, mu_alpha: alpha[mouse] + beta_mouse[mouse] * stim):
+    """The centred model (a valid answer); each argument changes one thing in it (a mistake)."""
+    def centred(stim, mouse, n_mice, y=None):
+        mu_alpha, sigma_alpha, beta, sigma_beta, sigma = _scalars()
+        with numpyro.plate("mice", n_mice if n_plate is None else n_plate):
+            alpha = numpyro.sample("alpha", dist.Normal(mu_alpha, sigma_alpha))
+            beta_mouse = numpyro.sample("beta_mouse", dist.Normal(beta, sd_effect(sigma_beta)))
+        with numpyro.plate("trials", len(stim)):
+            numpyro.sample("y", likelihood(mean(alpha, beta_mouse, mouse, stim, mu_alpha), sd(sigma)),
+                           obs=y if observed else None)
+    return centred
+
+
+model_centred = _centred()
+model_sigma_squared = _centred(sd=lambda s: s ** 2)
+model_sigma_beta_variance = _centred(sd_effect=lambda s: s ** 2)
+model_not_observed = _centred(observed=False)
+model_fixed_size = _centred(n_plate=8)  # hard-coded: the notebook's number of mice
+model_hard_coded_5 = _centred(n_plate=5)
+# the intercepts built but left out of the mean: sigma would soak up the spread of the baselines
+model_no_intercepts = _centred(mean=lambda alpha, beta_mouse, mouse, stim, mu: mu + beta_mouse[mouse] * stim)
+# mistakes the check does not know: the effect subtracted; a Student-t likelihood the task does not ask for
+model_wrong_sign = _centred(mean=lambda alpha, beta_mouse, mouse, stim, mu: alpha[mouse] - beta_mouse[mouse] * stim)
+model_student_t = _centred(likelihood=lambda loc, scale: dist.StudentT(4.0, loc, scale))
 
 
 def model_random_intercept(stim, mouse, n_mice, y=None):
@@ -88,57 +105,6 @@ def model_unused_sigma_beta(stim, mouse, n_mice, y=None):
         numpyro.sample("y", dist.Normal(alpha[mouse] + beta * stim, sigma), obs=y)
 
 
-def model_no_intercepts(stim, mouse, n_mice, y=None):
-    """Intercepts built but the mean uses mu_alpha only: sigma absorbs the baselines."""
-    mu_alpha, sigma_alpha, beta, sigma_beta, sigma = _scalars()
-    with numpyro.plate("mice", n_mice):
-        alpha = numpyro.sample("alpha", dist.Normal(mu_alpha, sigma_alpha))
-        beta_mouse = numpyro.sample("beta_mouse", dist.Normal(beta, sigma_beta))
-    with numpyro.plate("trials", len(stim)):
-        numpyro.sample("y", dist.Normal(mu_alpha + beta_mouse[mouse] * stim, sigma), obs=y)
-
-
-def model_sigma_squared(stim, mouse, n_mice, y=None):
-    mu_alpha, sigma_alpha, beta, sigma_beta, sigma = _scalars()
-    with numpyro.plate("mice", n_mice):
-        alpha = numpyro.sample("alpha", dist.Normal(mu_alpha, sigma_alpha))
-        beta_mouse = numpyro.sample("beta_mouse", dist.Normal(beta, sigma_beta))
-    with numpyro.plate("trials", len(stim)):
-        numpyro.sample("y", dist.Normal(alpha[mouse] + beta_mouse[mouse] * stim, sigma**2),
-                       obs=y)
-
-
-def model_not_observed(stim, mouse, n_mice, y=None):
-    mu_alpha, sigma_alpha, beta, sigma_beta, sigma = _scalars()
-    with numpyro.plate("mice", n_mice):
-        alpha = numpyro.sample("alpha", dist.Normal(mu_alpha, sigma_alpha))
-        beta_mouse = numpyro.sample("beta_mouse", dist.Normal(beta, sigma_beta))
-    with numpyro.plate("trials", len(stim)):
-        numpyro.sample("y", dist.Normal(alpha[mouse] + beta_mouse[mouse] * stim, sigma))
-
-
-def model_fixed_size(stim, mouse, n_mice, y=None):
-    mu_alpha, sigma_alpha, beta, sigma_beta, sigma = _scalars()
-    with numpyro.plate("mice", 8):  # hard-coded: the notebook's number of mice
-        alpha = numpyro.sample("alpha", dist.Normal(mu_alpha, sigma_alpha))
-        beta_mouse = numpyro.sample("beta_mouse", dist.Normal(beta, sigma_beta))
-    with numpyro.plate("trials", len(stim)):
-        numpyro.sample("y", dist.Normal(alpha[mouse] + beta_mouse[mouse] * stim, sigma), obs=y)
-
-
-def hdi(draws, prob=0.94):
-    x = np.sort(np.asarray(draws, dtype=float).ravel())
-    m = int(np.ceil(prob * len(x)))
-    widths = x[m - 1:] - x[: len(x) - m + 1]
-    k = int(np.argmin(widths))
-    return x[k], x[k + m - 1]
-
-
-def lme_effect(df):
-    fit = lmer("log_power ~ stim + (1 + stim | mouse)", df)
-    return fit.fixef["stim"], fit.fixef_se["stim"]
-
-
 def model_intercept_only(stim, mouse, n_mice, y=None):
     """No mice at all: one intercept and one effect for every trial."""
     mu_alpha = numpyro.sample("mu_alpha", dist.Normal(4.0, 2.0))
@@ -163,45 +129,6 @@ def model_centred_float32(stim, mouse, n_mice, y=None):
     """Valid: centred, with the data cast to float32 first."""
     return model_centred(jnp.asarray(stim, jnp.float32), mouse, n_mice,
                          None if y is None else jnp.asarray(y, jnp.float32))
-
-
-def model_sigma_beta_variance(stim, mouse, n_mice, y=None):
-    """Centred, with sigma_beta used as a variance."""
-    mu_alpha, sigma_alpha, beta, sigma_beta, sigma = _scalars()
-    with numpyro.plate("mice", n_mice):
-        alpha = numpyro.sample("alpha", dist.Normal(mu_alpha, sigma_alpha))
-        beta_mouse = numpyro.sample("beta_mouse", dist.Normal(beta, sigma_beta ** 2))
-    with numpyro.plate("trials", len(stim)):
-        numpyro.sample("y", dist.Normal(alpha[mouse] + beta_mouse[mouse] * stim, sigma), obs=y)
-
-
-def model_wrong_sign(stim, mouse, n_mice, y=None):
-    """A mistake the check does not know: the effect subtracted."""
-    mu_alpha, sigma_alpha, beta, sigma_beta, sigma = _scalars()
-    with numpyro.plate("mice", n_mice):
-        alpha = numpyro.sample("alpha", dist.Normal(mu_alpha, sigma_alpha))
-        beta_mouse = numpyro.sample("beta_mouse", dist.Normal(beta, sigma_beta))
-    with numpyro.plate("trials", len(stim)):
-        numpyro.sample("y", dist.Normal(alpha[mouse] - beta_mouse[mouse] * stim, sigma), obs=y)
-
-
-def model_student_t(stim, mouse, n_mice, y=None):
-    """A mistake the check does not know: a Student-t likelihood the task does not ask for."""
-    mu_alpha, sigma_alpha, beta, sigma_beta, sigma = _scalars()
-    with numpyro.plate("mice", n_mice):
-        alpha = numpyro.sample("alpha", dist.Normal(mu_alpha, sigma_alpha))
-        beta_mouse = numpyro.sample("beta_mouse", dist.Normal(beta, sigma_beta))
-    with numpyro.plate("trials", len(stim)):
-        numpyro.sample("y", dist.StudentT(4.0, alpha[mouse] + beta_mouse[mouse] * stim, sigma), obs=y)
-
-
-def model_hard_coded_5(stim, mouse, n_mice, y=None):
-    mu_alpha, sigma_alpha, beta, sigma_beta, sigma = _scalars()
-    with numpyro.plate("mice", 5):
-        alpha = numpyro.sample("alpha", dist.Normal(mu_alpha, sigma_alpha))
-        beta_mouse = numpyro.sample("beta_mouse", dist.Normal(beta, sigma_beta))
-    with numpyro.plate("trials", len(stim)):
-        numpyro.sample("y", dist.Normal(alpha[mouse] + beta_mouse[mouse] * stim, sigma), obs=y)
 
 
 def hdi(draws, prob=0.94):
