@@ -113,6 +113,20 @@ def model_intercept_only(stim, mouse, n_mice, y=None):
     numpyro.sample("y", dist.Normal(mu_alpha + beta * stim, sigma), obs=y)
 
 
+def model_sigma_alpha_per_mouse(stim, mouse, n_mice, y=None):
+    """A scalar drawn in the plate of mice: one sigma_alpha per mouse."""
+    mu_alpha = numpyro.sample("mu_alpha", dist.Normal(4.0, 2.0))
+    beta = numpyro.sample("beta", dist.Normal(0.0, 1.0))
+    sigma_beta = numpyro.sample("sigma_beta", dist.HalfNormal(0.5))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(1.0))
+    with numpyro.plate("mice", n_mice):
+        sigma_alpha = numpyro.sample("sigma_alpha", dist.HalfNormal(1.0))
+        alpha = numpyro.sample("alpha", dist.Normal(mu_alpha, sigma_alpha))
+        beta_mouse = numpyro.sample("beta_mouse", dist.Normal(beta, sigma_beta))
+    with numpyro.plate("trials", len(stim)):
+        numpyro.sample("y", dist.Normal(alpha[mouse] + beta_mouse[mouse] * stim, sigma), obs=y)
+
+
 def model_expanded(stim, mouse, n_mice, y=None):
     """Valid: non-centred with w drawn before z, by .expand instead of a plate, and the
     likelihood without a plate."""
@@ -183,6 +197,7 @@ MISTAKES = [
     ("ex4-model", model_sigma_beta_variance, "not sigma_beta**2"),
     ("ex4-model", model_not_observed, "obs=y"),
     ("ex4-model", model_fixed_size, "n_mice"),
+    ("ex4-model", model_sigma_alpha_per_mouse, "one number: sample it outside any plate"),
     ("ex4-model", model_wrong_sign, ""),
     ("ex4-model", model_student_t, ""),
     ("ex4-hdi", lambda d, prob=0.94: tuple(np.quantile(d, [(1 - prob) / 2, (1 + prob) / 2])), "equal-tailed"),

@@ -64,19 +64,18 @@ register(FunctionCheck(
     success="{function} reads fit_4's standard deviations on {n} subsets the check drew.",
 ))
 
-_Z = (1.96, float(scipy.stats.norm.ppf(0.975)))
+_Z, _PM = (1.96, float(scipy.stats.norm.ppf(0.975))), np.array([-1.0, 1.0])  # z of 95%: rounded, exact
 _SD = "tau is already a standard deviation (in the data's units): use it as it is."
 register(FunctionCheck(
     part="ex2-slope-range", points=0.5, function="typical_range", seed=2202,
     draw=lambda rng: [Case((b, t), f"beta = {b:.4g}, tau = {t:.4g}")
                       for b, t in zip(rng.uniform(-5, 20, 4).tolist(), rng.uniform(2, 12, 4).tolist())],
-    reference=lambda b, t: b + _Z[1] * t * np.array([-1.0, 1.0]), tolerance=(1e-3, 1e-3),
+    reference=lambda b, t: b + _Z[1] * t * _PM, tolerance=(1e-3, 1e-3),
     mistakes=[
-        (lambda b, t: b + t * np.array([-1.0, 1.0]), "beta ± tau holds only about 68% of subjects; 95% lie "
-                                                      "within beta ± 1.96 tau."),
-        *[(lambda b, t, z=z, f=f: b + z * f(t) * np.array([-1.0, 1.0]), _SD) for z in _Z for f in (np.sqrt, np.square)],
-        *[(lambda b, t, z=z: z * t * np.array([-1.0, 1.0]), "random effects are deviations from the population "
-                                                            "value: centre the range on beta.") for z in _Z],
+        (lambda b, t: b + t * _PM, "beta ± tau holds only about 68% of subjects; 95% lie within beta ± 1.96 tau."),
+        *[(lambda b, t, z=z, f=f: b + z * f(t) * _PM, _SD) for z in _Z for f in (np.sqrt, np.square)],
+        *[(lambda b, t, z=z: z * t * _PM, "random effects are deviations from the population value: centre the "
+                                          "range on beta.") for z in _Z],
     ],
     success="{function} gives the middle 95% of the population on {n} inputs the check drew.",
 ))
@@ -97,8 +96,7 @@ def _draw_designs(rng: np.random.Generator) -> list[Case]:
 
 
 def _rule(d: dict) -> str:
-    """The chapter's rule: fixed when the levels are the question or all there are, or too few
-    (< 4) to estimate a variance from; random otherwise."""
+    """The chapter's rule: fixed when the levels are the question, all there are, or fewer than 4."""
     if d["levels_are_question"] or not d["levels_are_sample"]:
         return "fixed"
     return "random" if d["n_levels"] >= 4 else "fixed"
@@ -149,8 +147,8 @@ register(FunctionCheck(
 
 
 def _lrt(data, reml=False, df=None):
-    """[chisq, df, p] of anova(fit_2, fit_4): by ML (lme4's default), or on the REML criteria,
-    valid here since both models have the same fixed effects; ``df``: the test at other df."""
+    """[chisq, df, p] of anova(fit_2, fit_4) by ML as lme4's, or by REML (valid: the same fixed
+    effects); ``df``: the test at another number of degrees of freedom."""
     row = anova(_lmer(FIT_2, data, reml), _lmer(FIT_4, data, reml), refit=False).iloc[1]
     df = row["Df"] if df is None else df
     return np.array([row["Chisq"], df, scipy.stats.chi2.sf(row["Chisq"], df)])

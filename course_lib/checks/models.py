@@ -64,7 +64,8 @@ def model_output(model, args) -> dict:
     fixed = {k: np.float32(args[4][k]) for k in SCALARS}
     trace = _trace(model, args, fixed)
     base = _loglik(trace)
-    sites = {k: list(np.shape(v["value"])) for k, v in trace.items() if v["type"] in ("sample", "deterministic")}
+    sites = {k: list(v["fn"].shape(v["kwargs"].get("sample_shape", ())) if "fn" in v else np.shape(v["value"]))
+             for k, v in trace.items() if v["type"] in ("sample", "deterministic")}  # (a sample's: its plates')
 
     def moved(name, step):
         return _loglik(_trace(model, args, dict(fixed, **{name: fixed[name] + np.float32(step)})))
