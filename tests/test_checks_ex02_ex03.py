@@ -132,8 +132,9 @@ MISTAKES = [
      else "random", "at least 4 sampled levels"),
     ("ex2-lrt", lambda d: np.array([lrt_random_slopes(d)[0], 1.0, scipy.stats.chi2.sf(lrt_random_slopes(d)[0], 1)]),
      "2 degrees of freedom"),
-    ("ex2-lrt", lambda d: lrt_random_slopes(d) * np.array([-1, 1, 1]), ""),  # fit_2's minus fit_4's deviance
-    ("ex2-lrt", lambda d: np.abs(lrt_random_slopes(d) - np.array([0, 0, 1])), ""),  # the cdf, not sf
+    ("ex2-lrt", lambda d: (lambda c: np.array([c, 2, scipy.stats.chi2.sf(c, 2)]))(-lrt_random_slopes(d)[0]),
+     "it is positive"),  # fit_4's deviance minus fit_2's
+    ("ex2-lrt", lambda d: np.abs(lrt_random_slopes(d) - np.array([0, 0, 1])), "upper tail"),  # the cdf, not sf
     ("ex2-variance-components", lambda d: lmer(FIT_4, d).VarCorr["sdcor"].to_numpy(), ""),  # with the correlation
     ("ex2-slope-range", lambda b, t: np.array([b - 2.576 * t, b + 2.576 * t]), ""),  # the middle 99%
     ("ex2-residual-sd", lambda d: np.array([np.sqrt(smf.ols("Reaction ~ 1 + Days", data=d).fit().scale),

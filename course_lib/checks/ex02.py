@@ -146,18 +146,22 @@ register(FunctionCheck(
 ))
 
 
-def _lrt(data, reml=False, df=None):
+def _lrt(data, reml=False, df=None, sign=1.0):
     """[chisq, df, p] of anova(fit_2, fit_4) by ML as lme4's, or by REML (valid: the same fixed
-    effects); ``df``: the test at another number of degrees of freedom."""
+    effects); ``df``, ``sign``: the test at other degrees of freedom, or of the other difference."""
     row = anova(_lmer(FIT_2, data, reml), _lmer(FIT_4, data, reml), refit=False).iloc[1]
-    df = row["Df"] if df is None else df
-    return np.array([row["Chisq"], df, scipy.stats.chi2.sf(row["Chisq"], df)])
+    chisq, df = sign * row["Chisq"], row["Df"] if df is None else df
+    return np.array([chisq, df, scipy.stats.chi2.sf(chisq, df)])
 
 
 register(FunctionCheck(
     part="ex2-lrt", points=1, function="lrt_random_slopes", seed=2505, draw=_draw_sleep_subsets,
     reference=_lrt, valid=[lambda d: _lrt(d, reml=True)], tolerance=(2e-3, 1e-8),
     mistakes=[(lambda d: _lrt(d, df=1), "fit_4 has two more parameters than fit_2: the slope variance and the "
-                                        "intercept–slope correlation, so the test has 2 degrees of freedom.")],
+                                        "intercept–slope correlation, so the test has 2 degrees of freedom."),
+              (lambda d: _lrt(d, sign=-1.0), "the statistic is deviance(fit_2) − deviance(fit_4), twice the gain in "
+                                             "log-likelihood of the larger model: it is positive."),
+              (lambda d: _lrt(d) * [1, 1, -1] + [0, 0, 1], "this is the lower tail (the cdf): the p-value is the "
+                                                           "upper tail, chi2.sf(chisq, df).")],
     success="{function} gives lme4's likelihood-ratio test on {n} subsets the check drew.",
 ))
