@@ -1,12 +1,10 @@
-"""Reading a student's NumPyro model as plain data, for exercise 4's check (shipped in the student
-tree: no model here, only tracing and comparing).
+"""Reading a student's NumPyro model as plain data for exercise 4's check (shipped: no model here).
 
-The model, for trial i of mouse j[i]: y_i ~ N(alpha_j[i] + beta_mouse_j[i] stim_i, sigma²),
-alpha_j ~ N(mu_alpha, sigma_alpha²), beta_mouse_j ~ N(beta, sigma_beta²). :func:`model_output`
-runs it with the scalar sites at a case's values and every other latent sample site at its
-prior's quantiles F⁻¹(u_j): a centred alpha ~ N(mu_alpha, sigma_alpha) and a non-centred
-alpha = mu_alpha + sigma_alpha z, z ~ N(0, 1), then take the same values, mu_alpha + sigma_alpha
-Φ⁻¹(u_j), so that the record describes the model, not its parameterisation.
+The model: y_i ~ N(alpha_j[i] + beta_mouse_j[i] stim_i, sigma²), alpha_j ~ N(mu_alpha, sigma_alpha²),
+beta_mouse_j ~ N(beta, sigma_beta²). :func:`model_output` runs it with the scalars at a case's values
+and every other latent sample site at its prior's quantiles F⁻¹(u_j): a centred alpha ~ N(mu_alpha,
+sigma_alpha) and a non-centred alpha = mu_alpha + sigma_alpha z, z ~ N(0, 1), then take the same
+values, so that the record describes the model, not its parameterisation.
 """
 
 from __future__ import annotations
@@ -28,9 +26,8 @@ USE = {"mu_alpha": "alpha = mu_alpha + sigma_alpha * z, and use alpha[mouse] in 
 
 
 def _trace(model, args, fixed: dict):
-    """The trace of ``model`` on a case ``(stim, mouse, n_mice, y, values)``: the sample sites
-    named in ``fixed`` at those values, every other latent one at its prior's quantiles at
-    ``values["u"]`` (of an expanded or independent prior: its base's)."""
+    """``model``'s trace on a case ``(stim, mouse, n_mice, y, values)``: the sample sites of ``fixed``
+    at those values, every other latent one at its prior's (or its base's) quantiles at values["u"]."""
     import jax
     import numpyro.distributions as dist
     from numpyro import handlers
@@ -57,10 +54,9 @@ def _loglik(trace):
 
 
 def model_output(model, args) -> dict:
-    """Run ``model`` on one case and describe it: the shapes of the task's sites (None: absent),
-    the observed sites, for each scalar whether moving it (by +0.25 or +0.6, all else fixed)
-    changes the log density of y (the level reaches the likelihood; two moves, since one can
-    land where the density is the same), the per-mouse values and that log density."""
+    """Describe ``model`` on one case: the shapes of the task's sites (None: absent), the observed
+    sites, whether moving each scalar (+0.25 or +0.6: one move can land where the density is the
+    same) changes the log density of y, the per-mouse values, and that log density."""
     fixed = {k: np.float32(args[4][k]) for k in SCALARS}
     trace = _trace(model, args, fixed)
     base = _loglik(trace)
