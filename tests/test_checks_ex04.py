@@ -263,6 +263,17 @@ def test_drawn_hdi_cases_vary_prob_and_include_094():
         assert 0.94 in probs and len(set(probs)) == 4
 
 
+@pytest.mark.parametrize("answer,status,words", [
+    (lambda stim, mouse, n_mice, y=None: None, "failed", "should observe a site 'y'"),  # no NumPyro at all
+    (lambda stim, mouse, n_mice, y=None: 1 / 0, "error", "ZeroDivisionError"),
+    (lambda stim, mouse: None, "error", "TypeError"),  # the wrong signature
+    ("model", "error", "should be a function"),
+])
+def test_bad_models_get_a_verdict_never_a_traceback(answer, status, words):
+    verdict = checks.run("ex4-model", answer)
+    assert verdict.status == status and verdict.points == 0 and words in verdict.message, verdict
+
+
 def test_stub_is_not_implemented():
     def stub(*args, **kwargs):
         raise NotImplementedError("ex4: replace this line with your solution")
