@@ -105,7 +105,7 @@ CORRECT = {
 MISTAKES = [
     ("ex2-variance-components", lambda d: variance_components(d) ** 2, "these are variances"),
     ("ex2-variance-components", lambda d: variance_components(d, REML=False), "maximum likelihood"),
-    ("ex2-variance-components", lambda d: variance_components(d)[::-1], "in the order"),
+    ("ex2-variance-components", lambda d: variance_components(d)[::-1], "wrong order"),
     ("ex2-variance-components", lambda d: np.insert(fit2_sds(d), 1, 0.0), "random-intercept model"),
     ("ex2-slope-range", lambda b, t: np.array([b - t, b + t]), "68%"),
     ("ex2-slope-range", lambda b, t: typical_range(b, np.sqrt(t)), "already a standard deviation"),
@@ -121,7 +121,7 @@ MISTAKES = [
      "not a sample"),
     ("ex2-fixed-or-random", lambda d: "fixed", "sample of a larger population"),
     ("ex2-fixed-or-random", lambda d: fixed_or_random(d).upper(), "exactly 'fixed' or 'random'"),
-    ("ex2-residual-sd", lambda d: residual_sds(d)[::-1], "linear model's σ first"),
+    ("ex2-residual-sd", lambda d: residual_sds(d)[::-1], "wrong order"),
     ("ex2-residual-sd",
      lambda d: np.array([smf.ols("Reaction ~ 1 + Days", data=d).fit().resid.std(ddof=0),
                          lmer(FIT_4, d).sigma]), "n − 2"),

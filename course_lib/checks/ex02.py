@@ -53,12 +53,10 @@ _FIT_2 = "these come from the random-intercept model (fit_2); fit_4 has a random
 register(FunctionCheck(
     part="ex2-variance-components", points=1, function="variance_components", seed=2101,
     draw=_draw_sleep_subsets, reference=lambda d: _sds(FIT_4, d), tolerance=(1e-3, 1e-4),
-    mistakes=[
+    mistakes=[  # (values in another order get compare_data's order hint)
         (lambda d: _sds(FIT_4, d) ** 2, "these are variances (the vcov column); the question asks for standard "
                                          "deviations, in ms and ms/day (the sdcor column)."),
         (lambda d: _sds(FIT_4, d, False), "you fitted by maximum likelihood; lmer's default (as lme4's) is REML."),
-        *[(lambda d, o=o: _sds(FIT_4, d)[o], "return them in the order intercept (ms), slope (ms/day), residual (ms).")
-          for o in ([1, 0, 2], [2, 1, 0], [0, 2, 1])],
         (lambda d: _sds(FIT_2, d), _FIT_2), (lambda d: np.insert(_sds(FIT_2, d), 1, 0.0), _FIT_2),
     ],
     success="{function} reads fit_4's standard deviations on {n} subsets the check drew.",
@@ -134,8 +132,6 @@ register(FunctionCheck(
     part="ex2-residual-sd", points=0.5, function="residual_sds", seed=2404, draw=_draw_sleep_subsets,
     reference=lambda d: np.array([np.sqrt(_ols(d).scale), _lmer(FIT_4, d).sigma]), tolerance=(1e-3, 1e-4),
     mistakes=[
-        (lambda d: np.array([_lmer(FIT_4, d).sigma, np.sqrt(_ols(d).scale)]),
-         "return the linear model's σ first, then the mixed model's."),
         (lambda d: np.array([np.std(_ols(d).resid), _lmer(FIT_4, d).sigma]),
          "np.std of the lm residuals divides by n; the residual standard error divides the residual sum of squares "
          "by n − 2 (use np.sqrt(fit.scale))."),
