@@ -1,23 +1,13 @@
-r"""Checks of exercise 5 (LNP receptive fields): the sampler, the likelihood and its gradient,
-the maximum-likelihood fit, binning at the triggers, lagged fits, the SVD, a ridge fit, and the
-plots that go with them. Each part names the chapter's common mistakes in its hint:
-
-1. ``w * s`` averaged instead of the dot product ``wᵀ s_t`` (sampler, likelihood);
-2. a stimulus outside the ensemble (e.g. each frame scaled by a random factor, or uniform
-   pixels): the sampler's draw is tested for N(0, v) pixels, independent and of one scale;
-3. the gradient of ``log L`` returned with ``-log L`` (sign);
-4. ``log(factorial(c))``: non-finite values on large counts, or ``Σ log c_t!`` kept;
-5. the optimiser's ``jac`` returned instead of ``x``;
-6. the optimiser started at the true receptive field (every ``x0`` passed to
-   ``scipy.optimize.minimize`` is recorded; one problem uses the notebook's receptive field);
-7. the estimate normalised by its sum;
-8. counts and frames misaligned by one bin, or lags that go the wrong way;
-9. the second singular vector, or a column of ``Vᵀ`` instead of a row;
-10. a global ``w`` inside the likelihood (it is called at two ``w`` on the same data).
-
-References are :mod:`course_lib.lnp`'s (tested against scipy, statsmodels and glum); results
-are read and compared by the shipped :mod:`~course_lib.checks.lnp_results` and
-:mod:`~course_lib.checks.figures` (plots are judged from their Axes, never as pictures).
+r"""Checks of exercise 5 (LNP receptive fields), declared. The chapter's ten common mistakes
+get their own hints: (1) ``w * s`` averaged instead of the dot product (sampler, likelihood);
+(2) a stimulus outside the N(0, v) white-noise ensemble; (3) the gradient of ``log L``;
+(4) ``log(factorial(c))``, overflowing or kept; (5) the optimiser's ``jac`` returned; (6) the
+optimiser started at the true w (every ``x0`` is recorded; the fits have the notebook's 15 × 15
+pixels); (7) the estimate normalised by its sum; (8) counts misaligned by a frame, or lags the
+wrong way; (9) the second singular vector, or a column of ``Vᵀ``; (10) a global ``w`` in the
+likelihood (it is called at two ``w``). References are :mod:`course_lib.lnp`'s (tested against
+scipy, statsmodels and glum); the shipped :mod:`~course_lib.checks.lnp_results` and
+:mod:`~course_lib.checks.figures` read and compare the results (plots from their Axes).
 """
 
 from __future__ import annotations
@@ -41,80 +31,67 @@ def _seed(rng) -> int:
 
 def _draw_sampler(rng):
     w = rng.normal(size=9)
-    return [Case((lnp.gaussian_rf(3, 1.0), 2000, 0.1, 20.0, 1.0, _seed(rng)),
-                 "w = 3 × 3 Gaussian blob, n_t = 2000, dt = 0.1, R = 20, v = 1"),
-            Case((w / np.linalg.norm(w), 2000, 0.05, 40.0, 3.0, _seed(rng)),
-                 "w = random unit vector of 9 pixels, n_t = 2000, dt = 0.05, R = 40, v = 3")]
+    return [Case((lnp.gaussian_rf(3, 1.0), 2000, 0.1, 20.0, 1.0, _seed(rng)), "a 3 × 3 blob, 2000 bins, v = 1"),
+            Case((w / np.linalg.norm(w), 2000, 0.05, 40.0, 3.0, _seed(rng)), "9 random weights, dt = 0.05, v = 3")]
 
 
 register(FunctionCheck(
     part="ex5-sampler", points=0.5, function="sample_lnp", seed=501, draw=_draw_sampler, reference=lnp.sample_lnp,
     output=lnp_results.sampled, compare=lnp_results.sampler, hidden=True, public="stored",
-    success="{function} draws white noise of variance v and Poisson counts with rate exp(wᵀs)·dt·R on {n} "
-            "problems the check drew.",
-))
+    success="{function} draws N(0, v) pixels and Poisson counts of mean exp(wᵀs)·dt·R on {n} problems."))
 
 
 def _draw_negloglik(rng):
-    ca, _, sa = lnp.sample_lnp(_W_LAB, n_t=100, dt=0.1, R=50.0, v=5.0, seed=_seed(rng))
     wb = lnp.gaussian_rf(15, 1.5, center=(4.0, 10.0))  # 15 × 15 pixels too: a global w_true runs
-    cb, _, sb = lnp.sample_lnp(wb, n_t=60, dt=0.05, R=30.0, v=2.0, seed=_seed(rng))
-    return [Case((0.5 * _W_LAB, ca, sa, 0.1, 50.0), f"the lab's set-up (100 bins, counts up to {ca.max()}), w = w_true / 2"),
+    (ca, _, sa), (cb, _, sb) = (lnp.sample_lnp(w, n, dt, R, v, _seed(rng)) for w, n, dt, R, v in
+                                ((_W_LAB, 100, 0.1, 50.0, 5.0), (wb, 60, 0.05, 30.0, 2.0)))
+    return [Case((0.5 * _W_LAB, ca, sa, 0.1, 50.0), f"the lab's set-up (counts up to {ca.max()}), w = w_true / 2"),
             Case((rng.normal(scale=0.05, size=225), cb, sb, 0.05, 30.0), "60 bins of another neuron, a random w"),
             Case((0.8 * wb, cb, sb, 0.05, 30.0), "60 bins of another neuron, w = 0.8 w_true")]
 
 
-def _nll_plus(f_extra=lambda c, dt, R: 0.0, sign=1.0):
-    """−log L with a constant added (as a mistake keeps it), the gradient times ``sign``."""
+def _nll_with(extra=lambda c, dt, R: 0.0, f_sign=1.0, g_sign=1.0):
+    """A wrong likelihood: −log L plus a constant, each part's sign as given."""
     def wrong(w, c, s, dt, R):
         f, g = lnp.negloglik(w, c, s, dt, R)
-        return f + f_extra(c, dt, R), sign * g
+        return f_sign * (f + extra(c, dt, R)), g_sign * g
     return wrong
 
 
 def _nll_elementwise(w, c, s, dt, R):
     eta = (s * w).mean(axis=1)
-    r = np.exp(eta) * dt * R
-    return r.sum() - c @ eta, s.T @ (r - c)
+    return np.sum(np.exp(eta) * dt * R) - c @ eta, s.T @ (np.exp(eta) * dt * R - c)
 
 
 register(FunctionCheck(
     part="ex5-negloglik", points=0.5, function="negloglik", seed=502, draw=_draw_negloglik, reference=lnp.negloglik,
     output=lnp_results.at_two_points, compare=lnp_results.negloglik, hidden=True, public="stored",
-    mistakes=[
-        (_nll_plus(sign=-1.0), "you returned the gradient of log L, not of −log L: the gradient of the negative "
-                               "log-likelihood is Σ_t (r_t − c_t) s_t."),
-        (lambda *a: tuple(-x for x in lnp.negloglik(*a)), "you returned log L; the optimiser minimises, so return "
-                                                          "the negative log-likelihood −log L and its gradient."),
-        (_nll_plus(lambda c, dt, R: special.gammaln(c + 1).sum()),
-         "you kept Σ_t log c_t! in the objective: it does not depend on w, so it changes neither the fit nor the "
-         "gradient; drop it (computing it is slow and, as log(factorial(c)), overflows)."),
-        (_nll_plus(lambda c, dt, R: -c.sum() * math.log(dt * R)), "you kept the constant −Σ c_t log(Δt R); it does "
-                                                                  "not depend on w: drop it, as the formula says."),
-        (_nll_elementwise, lnp_results.HINT_DOT),
-    ],
+    mistakes=[(_nll_with(g_sign=-1.0), "you returned the gradient of log L, not of −log L: the gradient of the "
+                                       "negative log-likelihood is Σ_t (r_t − c_t) s_t."),
+              (_nll_with(f_sign=-1.0, g_sign=-1.0), "you returned log L; the optimiser minimises, so return −log L "
+                                                    "and its gradient."),
+              (_nll_with(lambda c, dt, R: special.gammaln(c + 1).sum()), "you kept Σ_t log c_t! in the objective: it "
+               "does not depend on w; drop it (as log(factorial(c)) it is slow and overflows)."),
+              (_nll_with(lambda c, dt, R: -c.sum() * math.log(dt * R)), "you kept the constant −Σ c_t log(Δt R); it "
+               "does not depend on w: drop it, as the formula says."),
+              (_nll_elementwise, lnp_results.HINT_DOT)],
     error_hints=[(word, lnp_results.HINT_FACTORIAL) for word in ("factorial", "Overflow", "too large")],
-    success="{function} gives −log L (without constants) and its gradient at {n} points the check drew.",
-))
+    success="{function} gives −log L (without constants) and its gradient at {n} points the check drew."))
 
 
 def _draw_fit(rng):
-    ca, _, sa = lnp.sample_lnp(_W_LAB, n_t=400, dt=0.1, R=50.0, v=1.0, seed=_seed(rng))
-    wb = lnp.gaussian_rf(15, 1.5, center=(5.0, 9.0))
-    cb, _, sb = lnp.sample_lnp(wb, n_t=400, dt=0.05, R=40.0, v=1.0, seed=_seed(rng))
-    # args[4], the true w, is for spotting an x0 there (fit_rf gets the first four); both
-    # problems have the notebook's 15 × 15 pixels, so that a fit started at its w_true runs
+    wb = lnp.gaussian_rf(15, 1.5, center=(5.0, 9.0))  # both 15 × 15: a fit started at w_true runs
+    (ca, _, sa), (cb, _, sb) = (lnp.sample_lnp(w, 400, dt, R, 1.0, _seed(rng)) for w, dt, R in
+                                ((_W_LAB, 0.1, 50.0), (wb, 0.05, 40.0)))
+    # args[4], the true w, spots an x0 there: fit_rf gets the first four
     return [Case((ca, sa, 0.1, 50.0, _W_LAB), "400 bins of the lab's receptive field (v = 1)"),
             Case((cb, sb, 0.05, 40.0, wb), "400 bins of another neuron (dt = 0.05, R = 40, v = 1)")]
 
 
 register(FunctionCheck(
     part="ex5-fit", points=1, function="fit_rf", seed=503, draw=_draw_fit,
-    reference=lambda c, s, dt, R: lnp.fit_rf(c, s, dt, R).w,
-    output=lnp_results.fitted, compare=lnp_results.fit, hidden=True, public="stored",
-    success="{function} gives the maximum-likelihood w (the Poisson GLM with offset log(dt·R)) on {n} data sets "
-            "the check drew.",
-))
+    reference=lambda c, s, dt, R: lnp.fit_rf(c, s, dt, R).w, output=lnp_results.fitted, compare=lnp_results.fit,
+    hidden=True, public="stored", success="{function} gives the maximum-likelihood w on {n} data sets the check drew."))
 
 
 def _show(ax, w, shape, m, **labels):
@@ -123,24 +100,18 @@ def _show(ax, w, shape, m, **labels):
 
 
 def _plot_response(ax, c, r, dt):
-    t = np.arange(len(c)) * dt
-    ax.plot(t, c, label="observed count c")
-    ax.plot(t, r, label="expected count r")
+    ax.plot(np.arange(len(c)) * dt, c, label="observed count c")
+    ax.plot(np.arange(len(c)) * dt, r, label="expected count r")
     ax.set(title="response", xlabel="time (s)", ylabel="spikes per bin")
     ax.legend()
 
 
-def _draw_response(rng):
-    c, r, _ = lnp.sample_lnp(lnp.gaussian_rf(3, 1.0), n_t=60, dt=0.1, R=20.0, v=1.0, seed=_seed(rng))
-    return [Case((c, r, 0.1), "60 bins of 0.1 s")]
-
-
 register(FunctionCheck(
-    part="ex5-response-plot", points=0.5, function="plot_response", seed=504, draw=_draw_response,
-    reference=_plot_response, output=figures.drawn_on_axes, compare=figures.response_plot, hidden=True,
-    public="stored", success="{function} draws the counts and the expected counts against time in seconds, "
-                             "with a title, axis labels and a legend.",
-))
+    part="ex5-response-plot", points=0.5, function="plot_response", seed=504, reference=_plot_response,
+    draw=lambda rng: [Case(lnp.sample_lnp(lnp.gaussian_rf(3, 1.0), 60, 0.1, 20.0, 1.0, _seed(rng))[:2] + (0.1,),
+                           "60 bins of 0.1 s")],
+    output=figures.drawn_on_axes, compare=figures.response_plot, hidden=True, public="stored",
+    success="{function} draws c and r against time in seconds, with a title, axis labels and a legend."))
 
 register(FunctionCheck(
     part="ex5-rf-plot", points=0.5, function="plot_rf", seed=505,
@@ -148,39 +119,29 @@ register(FunctionCheck(
                       Case((lnp.gaussian_rf(4, 1.0, center=tuple(rng.uniform(0, 3, 2))), (4, 4)), "a 4 × 4 blob")],
     reference=lambda ax, w, shape: _show(ax, w, shape, np.abs(w).max(), title="w", xlabel="column", ylabel="row"),
     output=figures.drawn_on_axes, compare=figures.rf_plot, hidden=True, public="stored",
-    success="{function} shows w as a (rows, columns) image on a diverging colour scale centred on zero, with a "
-            "title and axis labels, for {n} inputs.",
-))
+    success="{function} shows w as an image on a diverging scale centred on zero, labelled, for {n} inputs."))
 
 
 def _draw_binning(rng):
     cases = []
-    for n_frames in (12, 80):
-        triggers = np.round(2.0 + np.cumsum(np.r_[0, 0.05 + rng.normal(0, 4e-4, n_frames - 1)]), 6)
-        end = triggers[-1] + 0.05
-        spikes = np.r_[rng.uniform(triggers[0] - 0.5, end + 0.5, 6 * n_frames),
-                       triggers[rng.choice(n_frames - 1, 3, replace=False)],  # exactly on a trigger (not the last)
-                       end]  # exactly at the end of the last frame: belongs to no frame
-        cases.append(Case((np.round(np.sort(spikes), 6), triggers, 0.05), f"{n_frames} frames of 50 ms, "
-                                                                         f"{spikes.size} spikes"))
+    for n in (12, 80):
+        triggers = np.round(2.0 + np.cumsum(np.r_[0, 0.05 + rng.normal(0, 4e-4, n - 1)]), 6)
+        end = triggers[-1] + 0.05  # a spike exactly there belongs to no frame; one at a trigger to its frame
+        spikes = np.r_[rng.uniform(triggers[0] - 0.5, end + 0.5, 6 * n), triggers[rng.choice(n - 1, 3, False)], end]
+        cases.append(Case((np.round(np.sort(spikes), 6), triggers, 0.05), f"{n} frames of 50 ms, {spikes.size} spikes"))
     return cases
 
 
 register(FunctionCheck(
     part="ex5-binning", points=0.5, function="bin_counts", seed=511, draw=_draw_binning, reference=lnp.bin_spikes,
-    hidden=True, public="stored",
-    mistakes=[
-        (lambda sp, tr, d: np.r_[0, np.histogram(sp, bins=tr)[0]], "your counts are shifted by one frame: counts[k] "
-         "must be the spikes between trigger k and trigger k + 1, so that it pairs with frame k."),
-        (lambda sp, tr, d: np.histogram(sp, bins=tr)[0], "np.histogram with the n trigger times as edges gives n − 1 "
-         "counts: append the end of the last frame, trigger_times[-1] + frame_duration."),
-        (lambda sp, tr, d: np.histogram(sp, bins=np.append(tr, tr[-1] + d))[0], "the last count is off: the last "
-         "frame ends at trigger_times[-1] + frame_duration, and a spike exactly there belongs to no frame."),
-        (lambda sp, tr, d: lnp.bin_spikes(sp, tr, d) / d, "return spike counts per frame, not rates."),
-    ],
-    success="{function} counts the spikes of each frame, from its trigger to the next, on {n} recordings the "
-            "check drew.",
-))
+    mistakes=[(lambda sp, tr, d: np.r_[0, np.histogram(sp, bins=tr)[0]], "your counts are shifted by one frame: "
+               "counts[k] must be the spikes between trigger k and trigger k + 1, so that it pairs with frame k."),
+              (lambda sp, tr, d: np.histogram(sp, bins=tr)[0], "np.histogram with the n trigger times as edges gives "
+               "n − 1 counts: append the end of the last frame, trigger_times[-1] + frame_duration."),
+              (lambda sp, tr, d: np.histogram(sp, bins=np.append(tr, tr[-1] + d))[0], "the last count is off: a spike "
+               "exactly at trigger_times[-1] + frame_duration, where the last frame ends, belongs to no frame."),
+              (lambda sp, tr, d: lnp.bin_spikes(sp, tr, d) / d, "return spike counts per frame, not rates.")],
+    hidden=True, public="stored", success="{function} counts each frame's spikes on {n} recordings the check drew."))
 
 
 def _draw_lagged(rng):
@@ -189,8 +150,7 @@ def _draw_lagged(rng):
         spatial, frames = rng.normal(size=9), rng.choice([-1.0, 1.0], size=(1000, 9))
         drive = sum(0.6 * k / np.linalg.norm(spatial) * np.r_[np.zeros(L), frames[: 1000 - L] @ spatial]
                     for L, k in enumerate(kernel))
-        cases.append(Case((rng.poisson(20.0 * 0.05 * np.exp(drive)), frames, lags, 0.05),
-                          f"1000 frames of 9 pixels (50 ms), lags {lags}"))
+        cases.append(Case((rng.poisson(np.exp(drive)), frames, lags, 0.05), f"1000 frames of 9 pixels, lags {lags}"))
     return cases
 
 
@@ -198,9 +158,7 @@ register(FunctionCheck(
     part="ex5-lagged", points=1, function="fit_lags", seed=512, draw=_draw_lagged,
     reference=lambda counts, frames, lags, dt: lnp.fit_lagged(counts, frames, lags, dt, R=None),
     output=lnp_results.lags_both_ways, compare=lnp_results.fit, hidden=True, public="stored",
-    success="{function} fits each lag's filter with the rate estimated (counts[t] with frames[t − L]) on {n} "
-            "recordings the check drew.",
-))
+    success="{function} fits each lag (counts[t] with frames[t − L], rate estimated) on {n} recordings."))
 
 
 def _panels(ws, titles, shape):
@@ -216,8 +174,7 @@ register(FunctionCheck(
                       Case((rng.normal(size=(20, 4)), (5, 4), [0, 2, 3, 5]), "W of shape (20, 4), lags [0, 2, 3, 5]")],
     reference=lambda W, shape, lags: _panels(list(W.T), [f"lag {lag}" for lag in lags], shape),
     output=figures.returned_figure, compare=figures.lagged_plots, hidden=True, public="stored",
-    success="{function} shows each lag's filter as a frame-shaped image titled with its lag, for {n} inputs.",
-))
+    success="{function} shows each lag's filter as a frame-shaped image titled with its lag, for {n} inputs."))
 
 
 def _draw_svd(rng):
@@ -230,30 +187,24 @@ def _draw_svd(rng):
 
 
 def _svd(W, k=0, column=False, centre=True, sign=1.0):
-    """Singular vectors ``k`` (a column of Vᵀ if ``column``), signed so that u's largest entry has ``sign``."""
+    """Singular vectors ``k`` (``v`` a column of Vᵀ if ``column``), u's largest entry of sign ``sign``."""
     U, S, Vt = np.linalg.svd(W - W.mean() if centre else W, full_matrices=False)
     u, v = U[:, k], (Vt[:, k] if column else Vt[k])
     sign = sign * (-1.0 if u[np.argmax(np.abs(u))] < 0 else 1.0)
     return sign * u, sign * v, S[k]
 
 
-_SECOND = ("you took the second singular vector: the first (largest singular value, index 0) is the best "
-           "rank-one approximation.")
+_SECOND = "you took the second singular vector: the first (largest singular value, index 0) is the best rank-one fit."
 register(FunctionCheck(
-    part="ex5-svd", points=0.5, function="space_time_svd", seed=521, draw=_draw_svd,
-    reference=lnp.separate_space_time, hidden=True, public="stored",
-    mistakes=[
-        (lambda W: _svd(W, k=1), _SECOND),
-        (lambda W: _svd(W, k=1, sign=-1.0), _SECOND),
-        (lambda W: _svd(W, column=True), "you took a column of Vᵀ (Vt[:, 0]); the time course is its first *row*, "
-                                         "Vt[0, :] (the first column of V)."),
-        (lambda W: _svd(W, sign=-1.0), "fix the sign: flip u1 and v1 together so that the entry of u1 with the "
-                                       "largest magnitude is positive."),
-        (lambda W: _svd(W, centre=False), "subtract the mean of W (W - W.mean()) before the SVD."),
-    ],
-    success="{function} gives the first singular vectors of the centred W, with the sign fixed, on {n} matrices "
-            "the check drew.",
-))
+    part="ex5-svd", points=0.5, function="space_time_svd", seed=521, draw=_draw_svd, reference=lnp.separate_space_time,
+    mistakes=[(lambda W: _svd(W, k=1), _SECOND), (lambda W: _svd(W, k=1, sign=-1.0), _SECOND),
+              (lambda W: _svd(W, column=True), "you took a column of Vᵀ (Vt[:, 0]); the time course is its first "
+                                               "*row*, Vt[0, :] (the first column of V)."),
+              (lambda W: _svd(W, sign=-1.0), "fix the sign: flip u1 and v1 together so that the entry of u1 with "
+                                             "the largest magnitude is positive."),
+              (lambda W: _svd(W, centre=False), "subtract the mean of W (W - W.mean()) before the SVD.")],
+    hidden=True, public="stored", success="{function} gives the first singular vectors of the centred W, sign "
+                                          "fixed, on {n} matrices the check drew."))
 
 
 def _plot_space_time(u, v, shape, lag_times):
@@ -266,13 +217,11 @@ def _plot_space_time(u, v, shape, lag_times):
 
 
 register(FunctionCheck(
-    part="ex5-space-time-plots", points=0.5, function="plot_space_time", seed=522,
+    part="ex5-space-time-plots", points=0.5, function="plot_space_time", seed=522, reference=_plot_space_time,
     draw=lambda rng: [Case((rng.normal(size=20), rng.normal(size=5), (5, 4), 0.05 * np.arange(5)),
                            "u of 20 pixels (5 × 4), v over 5 lags")],
-    reference=_plot_space_time, output=figures.returned_figure, compare=figures.space_time_plots,
-    hidden=True, public="stored",
-    success="{function} shows the spatial map as an image and the time course against the lag times, labelled.",
-))
+    output=figures.returned_figure, compare=figures.space_time_plots, hidden=True, public="stored",
+    success="{function} shows the spatial map as an image and the time course against the lag times, labelled."))
 
 
 def _draw_ridge(rng):
@@ -284,8 +233,7 @@ register(FunctionCheck(
     part="ex5-ridge", points=1, function="fit_ridge", seed=531, draw=_draw_ridge,
     reference=lambda c, s, dt, R, alpha: lnp.fit_regularized(c, s, dt, R, alpha=alpha, penalty="l2").w,
     output=lnp_results.ridge_path, compare=lnp_results.fit, hidden=True, public="stored",
-    success="{function} minimises −log L + α‖w‖² (a ridge-penalised Poisson GLM) on {n} problems the check drew.",
-))
+    success="{function} minimises −log L + α‖w‖² (a ridge-penalised Poisson GLM) on {n} problems the check drew."))
 
 register(FunctionCheck(
     part="ex5-alpha-plots", points=0.5, function="plot_filters_by_alpha", seed=532,
@@ -293,5 +241,4 @@ register(FunctionCheck(
                            "3 filters of 12 pixels (3 × 4), alphas [0, 10, 1000]")],
     reference=lambda ws, alphas, shape: _panels(ws, [f"α = {a:g}" for a in alphas], shape),
     output=figures.returned_figure, compare=figures.alpha_plots, hidden=True, public="stored",
-    success="{function} shows one filter per alpha, in order, titled with its alpha, on one diverging scale.",
-))
+    success="{function} shows one filter per alpha, in order, titled, on one diverging scale."))

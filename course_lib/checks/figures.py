@@ -62,7 +62,7 @@ def _panels(got, what: str, n: int | None = None, per: str = "") -> list[dict]:
     """The Axes that hold an image (``n`` of them, one ``per`` item, when given)."""
     if "axes" not in got:
         raise CheckFailure(f"type: {what} should return a matplotlib Figure, got a {got['type']}",
-                           "create it with fig, axes = plt.subplots(...) and return fig.")
+                           "create it with fig, axes = plt.subplots(...) and return the Figure.")
     panels = [ax for ax in got["axes"] if ax["images"]]
     if n is not None and len(panels) != n:
         raise CheckFailure(f"images: {what} should have one image per {per} ({n}), got {len(panels)}",
@@ -82,7 +82,7 @@ def _image(img: dict, want: dict, what: str) -> np.ndarray:
         hint = "the image is transposed: reshape the flat vector with .reshape(rows, columns) and don't transpose it."
     elif arr.shape == want.shape and np.allclose(arr, want.ravel().reshape(want.shape, order="F")):
         hint = "reshape in C (row-major) order, w.reshape(rows, columns), as the frames were flattened."
-    elif arr.size == want.size:
+    elif arr.size == want.size and arr.shape != want.shape:
         hint = f"reshape the flat vector to the frame's shape {want.shape} (rows, columns)."
     raise CheckFailure(f"values: {what} should show the array {fmt(want)} with shape {want.shape}, got {fmt(arr)} "
                        f"with shape {arr.shape}", hint)

@@ -110,8 +110,8 @@ def sampler(got, expected, what, args) -> None:
                            f"near 0, variance near r; got {fmt(c)}, a standardised mean of {z:.2f} and a "
                            f"variance/mean ratio of {dispersion:.2f}", "draw the counts with rng.poisson(r), one per bin.")
     if got["repeatable"] is not True:
-        raise CheckFailure(f"values: {what} should give the same draw for the same seed", "make a generator from "
-                           "the seed, rng = np.random.default_rng(seed), and draw everything from it.")
+        raise CheckFailure(f"values: {what} should give the same draw for the same seed", "make one generator from "
+                           "the seed, np.random.default_rng(seed), and draw everything from it.")
 
 
 # ---------------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def fit(got, expected, what, args) -> None:
         (any(np.array_equal(w, call["jac"]) for call in calls),
          "you returned the optimiser's jac, the gradient at the optimum (close to 0); the estimate is res.x."),
         (abs(total) > 1e-12 and _rel(w, want / total) < 1e-2, "you normalised the estimate by its sum; the maximum-"
-         "likelihood estimate has its own scale and sign, so return res.x as it is."),
+         "likelihood estimate has its own scale and sign, so give res.x as it is."),
         (_rel(w, -want) < 1e-2, "your estimate has the wrong sign: minimise −log L, don't maximise it."),
         (norm < 1 and np.corrcoef(w, want)[0, 1] > 0.9, "your estimate is shrunk towards zero: a penalised (ridge) "
          "fit, or an optimiser stopped early; the maximum-likelihood estimate minimises −log L alone, to convergence."),
