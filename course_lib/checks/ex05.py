@@ -72,8 +72,8 @@ register(FunctionCheck(
                                                     "and its gradient."),
               (_nll_with(lambda c, dt, R: special.gammaln(c + 1).sum()), "you kept Σ_t log c_t! in the objective: it "
                "does not depend on w; drop it (as log(factorial(c)) it is slow and overflows)."),
-              (_nll_with(lambda c, dt, R: -c.sum() * math.log(dt * R)), "you kept the constant −Σ c_t log(Δt R); it "
-               "does not depend on w: drop it, as the formula says."),
+              (_nll_with(lambda c, dt, R: -c.sum() * math.log(dt * R)), "you kept the constant −Σ c_t log(Δt R); "
+               "it does not depend on w: drop it, as the formula says."),
               (_nll_elementwise, lnp_results.HINT_DOT)],
     error_hints=[(word, lnp_results.HINT_FACTORIAL) for word in ("factorial", "Overflow", "too large")],
     success="{function} gives −log L (without constants) and its gradient at {n} points the check drew."))
@@ -233,7 +233,7 @@ register(FunctionCheck(
     part="ex5-ridge", points=1, function="fit_ridge", seed=531, draw=_draw_ridge,
     reference=lambda c, s, dt, R, alpha: lnp.fit_regularized(c, s, dt, R, alpha=alpha, penalty="l2").w,
     output=lnp_results.ridge_path, compare=lnp_results.fit, hidden=True, public="stored",
-    success="{function} minimises −log L + α‖w‖² (a ridge-penalised Poisson GLM) on {n} problems the check drew."))
+    success="{function} minimises −log L + α‖w‖² (a ridge-penalised Poisson GLM) on {n} problems."))
 
 register(FunctionCheck(
     part="ex5-alpha-plots", points=0.5, function="plot_filters_by_alpha", seed=532,

@@ -125,7 +125,8 @@ def _labelled(ax: dict, what: str) -> None:
 def _titled(panels: list[dict], names: list[str], what: str, hint: str) -> None:
     for k, (ax, name) in enumerate(zip(panels, names)):
         if name not in ax["title"]:
-            raise CheckFailure(f"labels: panel {k + 1} of {what} should say {name} in its title, got {ax['title']!r}", hint)
+            raise CheckFailure(f"labels: panel {k + 1} of {what} should say {name} in its title, "
+                               f"got {ax['title']!r}", hint)
 
 
 def _has_line(ax: dict, x_options, y) -> bool:
