@@ -669,3 +669,20 @@ def test_the_student_trees_wrong_answers_fail_with_their_hint_here_too(part):
     exec(WRONG_IN_TREE[part][0], namespace)
     name = checks.get_check(part).function
     assert_fails_with_hint(part, namespace[name], WRONG_IN_TREE[part][1])
+
+
+@pytest.mark.parametrize("part,valid,wrong,hint_words", [
+    ("ex5-fit", lambda c, s, dt, R: optimize.minimize(negloglik, np.zeros(s.shape[1]), args=(c, s, dt, R), jac=True,
+                                                       method="BFGS").x,
+     lambda c, s, dt, R: fit_ridge(c, s, dt, R, 10.0), "penalised (ridge) fit"),
+    ("ex5-ridge", lambda c, s, dt, R, alpha: list(fit_ridge(c, s, dt, R, alpha)),
+     lambda c, s, dt, R, alpha: fit_ridge(c, s, dt, R, alpha / 2), "you used half of it"),
+    ("ex5-lagged", fit_lags_bfgs_with_intercept, fit_lags_wrong_direction, "lags go the wrong way"),
+])
+def test_fits_judge_the_hidden_cases_of_many_seeds_as_the_public_ones(part, valid, wrong, hint_words):
+    # tests/test_checks_hidden.py runs fits on 3 seeds; these checks take ~0.05 s, so 20 here
+    for seed in range(20):
+        for answer in (CORRECT[part], valid):
+            assert checks.run(part, answer, seed=seed).passed, (seed, checks.run(part, answer, seed=seed))
+        verdict = checks.run(part, wrong, seed=seed)
+        assert not verdict.passed and hint_words in verdict.hint, (seed, verdict)
