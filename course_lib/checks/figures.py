@@ -29,33 +29,29 @@ def _axes(ax) -> dict:
     }
 
 
-def _closing(draw) -> dict:
-    """``draw(plt)``, closing every figure it opened."""
+def _record(fn, args, on_axes: bool) -> dict:
     import matplotlib.pyplot as plt
 
     before = set(plt.get_fignums())
     try:
-        return draw(plt)
-    finally:
+        if on_axes:
+            fn(ax := plt.subplots()[1], *args)
+            return {"axes": [_axes(ax)]}
+        fig = fn(*args)
+        return {"axes": [_axes(ax) for ax in fig.axes]} if isinstance(fig, plt.Figure) else {"type": type(fig).__name__}
+    finally:  # close every figure the plot opened
         for num in set(plt.get_fignums()) - before:
             plt.close(num)
 
 
 def drawn_on_axes(fn, args) -> dict:
     """``fn(ax, *args)`` on a fresh Axes: what that Axes shows."""
-    def draw(plt):
-        ax = plt.subplots()[1]
-        fn(ax, *args)
-        return {"axes": [_axes(ax)]}
-    return _closing(draw)
+    return _record(fn, args, on_axes=True)
 
 
 def returned_figure(fn, args) -> dict:
     """``fn(*args)``, which returns a Figure: what each of its Axes shows."""
-    def draw(plt):
-        fig = fn(*args)
-        return {"axes": [_axes(ax) for ax in fig.axes]} if isinstance(fig, plt.Figure) else {"type": type(fig).__name__}
-    return _closing(draw)
+    return _record(fn, args, on_axes=False)
 
 
 def _panels(got, what: str, n: int | None = None, per: str = "") -> list[dict]:
