@@ -39,16 +39,8 @@ from __future__ import annotations
 import json as _json
 from pathlib import Path as _Path
 
-from course_lib.checks.core import (
-    Check,
-    CheckFailure,
-    FunctionCheck,
-    StoredCheck,
-    Verdict,
-    get_check,
-    list_checks,
-    register,
-)
+from course_lib.checks.core import (Check, CheckFailure, FunctionCheck, StoredCheck, Verdict, get_check,
+                                    list_checks, register)
 
 #: In a student tree: every graded part's points and the names its check cell passes, and
 #: the parts whose public cases are stored (empty in the instructor's course).
@@ -114,17 +106,5 @@ if (_PUBLIC_FILE := _Path(__file__).with_name("public.json")).is_file():  # a st
     for _part, _record in PUBLIC.items():
         register(StoredCheck.from_record(_part, _record))
 
-__all__ = [
-    "Check",
-    "CheckFailure",
-    "FunctionCheck",
-    "PARTS",
-    "PUBLIC",
-    "StoredCheck",
-    "Verdict",
-    "check",
-    "get_check",
-    "list_checks",
-    "register",
-    "run",
-]
+__all__ = ["Check", "CheckFailure", "FunctionCheck", "PARTS", "PUBLIC", "StoredCheck", "Verdict", "check",
+           "get_check", "list_checks", "register", "run"]

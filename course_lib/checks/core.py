@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import copy
 import dataclasses
-import hashlib
 import io
 import math
 import re
@@ -34,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
 
@@ -228,9 +228,10 @@ def compare_arrays(got: Returned, expected, what: str, rtol=1e-6, atol=1e-8) -> 
         same = arr.size == expected.size and arr.squeeze().ndim <= 1
         raise CheckFailure(f"shape: {what} should have shape {expected.shape}, got {arr.shape}"
                            + (" (same numbers, wrong shape: flatten it with .ravel())" if same else ""))
-    if not np.all(np.isfinite(arr)):
-        raise CheckFailure(f"values: {what} contains NaN or infinite values: {fmt(arr)}")
-    if not np.allclose(arr, expected, rtol=rtol, atol=atol):
+    bad = ~np.isfinite(arr)  # (allowed where a mistake's output has them too)
+    if bad.any() and not np.array_equal(bad, ~np.isfinite(expected)):
+        raise CheckFailure(f"values: {what} should be {fmt(expected)}, got NaN or infinite values: {fmt(arr)}")
+    if not np.allclose(arr, expected, rtol=rtol, atol=atol, equal_nan=True):
         reordered = arr.ndim == 1 and np.allclose(np.sort(arr), np.sort(expected), rtol=rtol, atol=atol)
         raise CheckFailure(f"values: {what} should be {fmt(expected)}, got {fmt(arr)}",
                            "right values in the wrong order: check the order the task asks for."
@@ -374,43 +375,9 @@ def read_collected(chk, collected, key: str, n_cases: int, error_hints=()) -> li
 
 
 # ----------------------------------------------------------------------------------------
-# Reference outputs, computed once per process. A batch judges every submission on the same
-# cases, so the references repeat; functools.lru_cache cannot key on arrays or data frames,
-# hence this small cache keyed by a BLAKE2 digest of the arguments' contents.
-
-
-class _Uncachable(TypeError):
-    pass
-
-
-def _digest(h, obj) -> None:
-    """Feed ``obj`` to the hash ``h``; raise :class:`_Uncachable` for unknown types."""
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.hasobject:
-            raise _Uncachable(obj.dtype)
-        h.update(f"nd{obj.dtype.str}{obj.shape}".encode())
-        h.update(np.ascontiguousarray(obj).tobytes())
-    elif isinstance(obj, (pd.DataFrame, pd.Series)):
-        cols = list(obj.columns) if obj.ndim == 2 else obj.name
-        h.update(f"pd{type(obj).__name__}{list(map(str, obj.dtypes if obj.ndim == 2 else [obj.dtype]))}{cols}".encode())
-        h.update(pd.util.hash_pandas_object(obj, index=True).to_numpy().tobytes())
-    elif obj is None or isinstance(obj, (bool, int, float, complex, str, bytes, np.generic)):
-        h.update(f"{type(obj).__name__}:{obj!r};".encode())
-    elif isinstance(obj, (tuple, list)):
-        h.update(f"{type(obj).__name__}[{len(obj)}".encode())
-        for item in obj:
-            _digest(h, item)
-        h.update(b"]")
-    elif isinstance(obj, dict):
-        h.update(f"dict{{{len(obj)}".encode())
-        for key in sorted(obj, key=repr):
-            _digest(h, key)
-            _digest(h, obj[key])
-        h.update(b"}")
-    elif callable(obj):  # a declared function: alive as long as its check, so its id is stable
-        h.update(f"fn{id(obj)};".encode())
-    else:
-        raise _Uncachable(type(obj))
+# Reference outputs, computed once per process: a batch judges every submission on the same
+# cases, so the references repeat. functools.lru_cache cannot key on arrays or data frames;
+# joblib.hash keys them by content (and functions, which it cannot pickle, by identity).
 
 
 def _read_only(value):
@@ -430,35 +397,32 @@ MEMO_SIZE = 256
 
 
 def memo_call(fn: Callable, *args, **kwargs):
-    """``fn(*args, **kwargs)`` computed once per distinct input, for a pure ``fn``: arguments
-    keyed by content (arrays, frames, numbers, strings, functions, and containers of them;
-    anything else is not cached). Threads asking for the same answer wait for one
-    computation; the :data:`MEMO_SIZE` most recently used answers are kept."""
-    h = hashlib.blake2b(digest_size=20)
+    """``fn(*args, **kwargs)`` computed once per distinct input, for a pure ``fn``. Threads
+    asking for the same answer wait for one computation; a failure is not remembered; the
+    :data:`MEMO_SIZE` most recently used answers are kept."""
     try:
-        _digest(h, (args, kwargs))
-    except TypeError:  # _Uncachable, or pandas cannot hash a column (e.g. of lists)
+        key = (fn, *filter(callable, args), joblib.hash(([a for a in args if not callable(a)], kwargs)))
+    except Exception:  # an argument that cannot be pickled: no cache
         return fn(*args, **kwargs)
-    key = (fn, h.digest())
     with _MEMO_LOCK:
         if key in _MEMO:
             _MEMO.move_to_end(key)
             return _MEMO[key]
         lock = _KEY_LOCKS.setdefault(key, threading.Lock())
     with lock:
-        with _MEMO_LOCK:
-            if key in _MEMO:
-                return _MEMO[key]
         try:
+            with _MEMO_LOCK:
+                if key in _MEMO:
+                    return _MEMO[key]
             value = _read_only(fn(*args, **kwargs))
+            with _MEMO_LOCK:
+                _MEMO[key] = value
+                while len(_MEMO) > MEMO_SIZE:
+                    _MEMO.popitem(last=False)
+            return value
         finally:
             with _MEMO_LOCK:
                 _KEY_LOCKS.pop(key, None)
-        with _MEMO_LOCK:
-            _MEMO[key] = value
-            while len(_MEMO) > MEMO_SIZE:
-                _MEMO.popitem(last=False)
-    return value
 
 
 def reference_cache(fn: Callable) -> Callable:

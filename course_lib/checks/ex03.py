@@ -157,8 +157,11 @@ def _predict(train, test, method):
 
 def _as(other):
     """The predictions of another pooling method (a mistake where ``method`` differs)."""
-    return lambda train, test, method: (_predict(train, test, other) if other != method
-                                        else np.full(len(test), np.nan))
+    def wrong(train, test, method):
+        if other == method:
+            raise ValueError("not a mistake on this case")
+        return _predict(train, test, other)
+    return wrong
 
 
 def _on_all(train, test, method):
@@ -172,7 +175,7 @@ def _on_all(train, test, method):
 
 def _population_only(train, test, method):
     if method != "partial":  # (balanced days: the population line is complete pooling's)
-        return np.full(len(test), np.nan)
+        raise ValueError("not a mistake on this case")
     return _lmer(RANDOM_BOTH, train).predict(test, re_form="NA").to_numpy()
 
 
