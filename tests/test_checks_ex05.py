@@ -179,6 +179,11 @@ def fit_starts_at_truth(c, s, dt, R):  # mistake 6 (W_TRUE is a global, as in th
                              method="L-BFGS-B").x
 
 
+def fit_starts_at_the_notebooks_truth(c, s, dt, R):  # mistake 6, the notebook's w_true (it sums to 1)
+    w_true = lnp.gaussian_rf(15, width=2.0, normalize="sum")
+    return optimize.minimize(negloglik, w_true, args=(c, s, dt, R), jac=True, method="L-BFGS-B").x
+
+
 def fit_normalised_by_sum(c, s, dt, R):  # mistake 7
     w = fit_rf(c, s, dt, R)
     return w / w.sum()
@@ -225,6 +230,7 @@ MISTAKES = [
     (4, "ex5-negloglik", negloglik_keeps_log_factorial, "you kept Σ_t log c_t! in the objective"),
     (5, "ex5-fit", fit_returns_jac, "the estimate is res.x"),
     (6, "ex5-fit", fit_starts_at_truth, "start from zeros"),
+    (6, "ex5-fit", fit_starts_at_the_notebooks_truth, "start from zeros"),
     (7, "ex5-fit", fit_normalised_by_sum, "normalised the estimate by its sum"),
     (8, "ex5-binning", bin_counts_misaligned, "shifted by one frame"),
     (8, "ex5-lagged", fit_lags_wrong_direction, "lags go the wrong way"),
@@ -453,6 +459,14 @@ def test_alpha_plots_with_one_diverging_scale_pass():
 @pytest.mark.parametrize("alpha", [10.0, 100.0])
 def test_a_ridge_fit_is_not_the_maximum_likelihood_fit(alpha):
     assert_fails_with_hint("ex5-fit", lambda c, s, dt, R: fit_ridge(c, s, dt, R, alpha), "penalised (ridge) fit")
+
+
+def test_a_fit_started_at_the_spike_triggered_average_passes():  # informed by the data, not by the truth
+    def sta_start(c, s, dt, R):
+        sta = s.T @ c / c.sum()
+        return optimize.minimize(negloglik, sta, args=(c, s, dt, R), jac=True, method="L-BFGS-B").x
+
+    assert_full_points("ex5-fit", sta_start)
 
 
 def test_fit_by_another_optimiser_passes():

@@ -195,8 +195,9 @@ def fit(got, expected, what, args) -> None:
         (w.kind == "other" or w.array.shape != want.shape, f"shape: {what} should be an array of shape {want.shape}, "
          f"got {w.described() if w.kind == 'other' else w.array.shape}", "stack the filters as columns: "
          "np.column_stack." if w.kind != "other" and w.array.shape == want.shape[::-1] else ""),
-        (any(x0.shape == args[4].shape and _rel(x0, args[4]) < 1e-3 for x0 in x0s), f"start: {what} should start the "
-         "optimiser without knowing the true receptive field; your x0 equals it", "your optimiser starts at the "
+        (any(x0.shape == args[4].shape and np.std(x0) > 0 and np.corrcoef(x0, args[4])[0, 1] > 0.999 for x0 in x0s),
+         f"start: {what} should start the optimiser without knowing the true receptive field; your x0 is it (up to "
+         "scale)", "your optimiser starts at the "
          "true receptive field, which real data never give you: start from zeros, np.zeros(P); use the arguments.")])
     w = w.array
     if np.all(np.isfinite(w)) and _rel(w, want) < FIT_TOL:
