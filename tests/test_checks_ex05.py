@@ -700,3 +700,13 @@ def test_fits_judge_the_hidden_cases_of_many_seeds_as_the_public_ones(part, vali
             assert checks.run(part, answer, seed=seed).passed, (seed, checks.run(part, answer, seed=seed))
         verdict = checks.run(part, wrong, seed=seed)
         assert not verdict.passed and hint_words in verdict.hint, (seed, verdict)
+
+
+@pytest.mark.parametrize("part", sorted(CORRECT))
+@pytest.mark.parametrize("bad", [lambda *a: None, lambda *a: np.nan, lambda *a: (np.nan,) * 3, lambda *a: "w",
+                                 lambda *a: {"w": 1}, lambda *a: 1 / 0],
+                         ids=["None", "nan", "nan-tuple", "str", "dict", "raises"])
+def test_bad_answers_get_a_verdict_never_a_traceback(part, bad):
+    verdict = checks.run(part, bad)
+    assert verdict.status in ("failed", "error") and verdict.points == 0 and verdict.message, verdict
+    assert plt.get_fignums() == []

@@ -54,7 +54,8 @@ def _arrays(data, what: str, finite: bool = True, **shapes) -> list[np.ndarray]:
     for (name, shape), got in zip(shapes.items(), out):
         came = got.described() if got.kind == "other" else got.array.shape
         if came != shape:
-            raise CheckFailure(f"shape: {name} from {what} should be an array of shape {shape}, got {came}")
+            raise CheckFailure(f"shape: {name} from {what} should be an array of shape {shape}, got "
+                               f"{came if got.kind == 'other' else f'shape {came}'}")
         if finite and not np.all(np.isfinite(got.array)):
             raise CheckFailure(f"values: {name} from {what} is not finite")
     return [got.array for got in out]
@@ -193,7 +194,7 @@ def fit(got, expected, what, args) -> None:
     x0s = [np.asarray(call["x0"], dtype=float) for call in calls]
     _first_failure([
         (w.kind == "other" or w.array.shape != want.shape, f"shape: {what} should be an array of shape {want.shape}, "
-         f"got {w.described() if w.kind == 'other' else w.array.shape}", "stack the filters as columns: "
+         f"got {w.described() if w.kind == 'other' else f'shape {w.array.shape}'}", "stack the filters as columns: "
          "np.column_stack." if w.kind != "other" and w.array.shape == want.shape[::-1] else ""),
         (any(x0.shape == args[4].shape and np.std(x0) > 0 and np.corrcoef(x0, args[4])[0, 1] > 0.999 for x0 in x0s),
          f"start: {what} should start the optimiser without knowing the true receptive field; your x0 is it (up to "
