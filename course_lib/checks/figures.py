@@ -54,17 +54,27 @@ def returned_figure(fn, args) -> dict:
     return _record(fn, args, on_axes=False)
 
 
-def _panels(got, what: str, n: int | None = None, per: str = "") -> list[dict]:
-    """The Axes that hold an image (``n`` of them, one ``per`` item, when given)."""
+def _image_panels(got, expected, what: str, names=(), per: str = "", one_scale: bool = False) -> list[dict]:
+    """The Axes with an image, one per expected image panel (one per ``per`` item, each titled
+    with its ``names`` entry, when given), each image the expected one; ``one_scale``: one
+    diverging colour scale centred on zero for all."""
     if "axes" not in got:
         raise CheckFailure(f"type: {what} should return a matplotlib Figure, got a {got['type']}",
                            "create it with fig, axes = plt.subplots(...) and return the Figure.")
-    panels = [ax for ax in got["axes"] if ax["images"]]
-    if n is not None and len(panels) != n:
-        raise CheckFailure(f"images: {what} should have one image per {per} ({n}), got {len(panels)}",
-                           f"make one Axes per {per}, plt.subplots(1, n), and imshow each, in the order given.")
-    if not panels:
-        raise CheckFailure(f"images: {what} should show an image", "draw it with ax.imshow(...).")
+    panels, wanted = [ax for ax in got["axes"] if ax["images"]], [ax for ax in expected["axes"] if ax["images"]]
+    if not panels or (names and len(panels) != len(names)):
+        many = f"one image per {per} ({len(names)})" if names else "an image"
+        raise CheckFailure(f"images: {what} should have {many}, got {len(panels)}",
+                           f"make one Axes per {per}, plt.subplots(1, n), and imshow each, in the order given."
+                           if names else "draw it with ax.imshow(...).")
+    for k, (ax, want) in enumerate(zip(panels, wanted)):
+        _image(ax["images"][0], want["images"][0], f"panel {k + 1} of {what}" if names else what)
+    for k, (ax, name) in enumerate(zip(panels, names)):
+        if name not in ax["title"]:
+            raise CheckFailure(f"labels: panel {k + 1} of {what} should say {name} in its title, got {ax['title']!r}",
+                               f"title each panel with its {per}, e.g. f'{per} {{{per}:g}}'.")
+    if one_scale:
+        _one_diverging_scale([ax["images"][0] for ax in panels], what)
     return panels
 
 
@@ -118,13 +128,6 @@ def _labelled(ax: dict, what: str) -> None:
             raise CheckFailure(f"labels: {what} should have {word}", _LABELS)
 
 
-def _titled(panels: list[dict], names: list[str], what: str, hint: str) -> None:
-    for k, (ax, name) in enumerate(zip(panels, names)):
-        if name not in ax["title"]:
-            raise CheckFailure(f"labels: panel {k + 1} of {what} should say {name} in its title, "
-                               f"got {ax['title']!r}", hint)
-
-
 def _has_line(ax: dict, x_options, y) -> bool:
     return any(np.shape(ly) == np.shape(y) and np.allclose(ly, y) and any(
         np.shape(lx) == np.shape(x) and np.allclose(lx, x) for x in x_options) for lx, ly in ax["lines"])
@@ -152,23 +155,17 @@ def response_plot(got, expected, what, args) -> None:
 
 def rf_plot(got, expected, what, args) -> None:
     """plot_rf(ax, w, shape): w as a frame-shaped image on one diverging scale centred on zero, labelled."""
-    img = _panels(got, what)[0]["images"][0]
-    _image(img, expected["axes"][0]["images"][0], what)
-    _one_diverging_scale([img], what)
-    _labelled(got["axes"][0], what)
+    _labelled(_image_panels(got, expected, what, one_scale=True)[0], what)
 
 
 def lagged_plots(got, expected, what, args) -> None:
     """plot_lagged_filters(W, shape, lags): one image per lag, in order, each titled with its lag."""
-    panels = _panels(got, what, len(args[2]), "lag")
-    for k, (ax, want) in enumerate(zip(panels, _panels(expected, what))):
-        _image(ax["images"][0], want["images"][0], f"panel {k + 1} of {what}")
-    _titled(panels, [str(lag) for lag in args[2]], what, "title each panel, e.g. f'lag {lag}'.")
+    _image_panels(got, expected, what, [str(lag) for lag in args[2]], "lag")
 
 
 def space_time_plots(got, expected, what, args) -> None:
     """plot_space_time(u, v, shape, lag_times): u as an image, and a labelled line of v against the lag times."""
-    _image(_panels(got, what)[0]["images"][0], _panels(expected, what)[0]["images"][0], f"the spatial map of {what}")
+    _image_panels(got, expected, f"the spatial map of {what}")
     drawn = [ax for ax in got["axes"] if _has_line(ax, (args[3],), args[1])]
     if not drawn:
         raise CheckFailure(f"lines: {what} should have a line of v1 against the lag times ({fmt(args[3])} s)",
@@ -178,8 +175,4 @@ def space_time_plots(got, expected, what, args) -> None:
 
 def alpha_plots(got, expected, what, args) -> None:
     """plot_filters_by_alpha(ws, alphas, shape): one image per alpha, in order, titled, on one diverging scale."""
-    panels = _panels(got, what, len(args[1]), "alpha")
-    for ax, want, a in zip(panels, _panels(expected, what), args[1]):
-        _image(ax["images"][0], want["images"][0], f"the panel of alpha = {a:g} of {what}")
-    _titled(panels, [f"{a:g}" for a in args[1]], what, "title each panel, e.g. f'α = {alpha:g}'.")
-    _one_diverging_scale([ax["images"][0] for ax in panels], what)
+    _image_panels(got, expected, what, [f"{a:g}" for a in args[1]], "alpha", one_scale=True)
