@@ -336,9 +336,8 @@ Use your own code for what a part asks you to write: a part whose answer uses th
 
 def _private_check_module(rel: Path) -> bool:
     """A module of ``course_lib/checks`` that stays with the instructor: the ``exNN``
-    declarations (their references are solutions) and the old machinery being retired."""
-    return rel.parts[0] == "checks" and (re.fullmatch(r"ex\d+\.py", rel.name) is not None
-                                        or rel.name == "legacy.py")
+    declarations (their references are solutions)."""
+    return rel.parts[0] == "checks" and re.fullmatch(r"ex\d+\.py", rel.name) is not None
 
 
 def public_checks(notebooks: list[Path]) -> dict:
