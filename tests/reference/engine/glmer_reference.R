@@ -13,9 +13,8 @@
 # use.hessian = TRUE). lme4's deviance function warm-starts PIRLS from the previous
 # evaluation's modes, so its Hessian carries that path's noise (~1e-3 relative on the
 # binomial fits). fixef_se_laplace is the exact Laplace value at lme4's optimum: numDeriv's
-# Richardson Hessian of the Laplace deviance written out below from lme4's own model
-# matrices (getME: X, Zt, Lambdat, Lind, offset, prior weights), its PIRLS a plain Newton
-# iteration from u = 0 to |step| < 1e-12 at every evaluation (nAGQ = 1 fits only).
+# Richardson Hessian of the Laplace deviance of glmer_laplace.R (from lme4's own model
+# matrices, Newton for the modes from u = 0 at every evaluation; nAGQ = 1 fits only).
 # Each design is also fitted with lme4's default control, and that fit's numbers are stored
 # beside ("default": what the tests' comment quotes) with its time.
 # Designs marked heldout = TRUE are kinds of GLMM the issue does not list (held out from the
@@ -27,34 +26,7 @@ script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)
 out_dir <- if (length(script)) dirname(normalizePath(script)) else "."
 tight <- glmerControl(optimizer = "bobyqa", tolPwrss = 1e-10,
                       optCtrl = list(rhobeg = 2e-3, rhoend = 1e-10, maxfun = 1e6))
-# -2 log L by Laplace's approximation at x = c(theta, beta), from lme4's model matrices
-laplace_devfun <- function(fit) {
-  X <- getME(fit, "X"); Zt <- getME(fit, "Zt"); y <- getME(fit, "y")
-  w <- weights(fit, type = "prior"); off <- getME(fit, "offset")
-  Lind <- getME(fit, "Lind"); Lambdat <- getME(fit, "Lambdat"); fam <- family(fit)
-  k <- length(getME(fit, "theta")); q <- nrow(Zt)
-  m2ll <- if (fam$family == "poisson") function(mu) -2 * sum(w * dpois(y, mu, log = TRUE)) else
-    function(mu) -2 * sum(dbinom(round(w * y), round(w), mu, log = TRUE))
-  function(x) {
-    Lambdat@x <- x[1:k][Lind]
-    LtZt <- Lambdat %*% Zt
-    eta0 <- as.vector(X %*% x[-(1:k)]) + off
-    u <- rep(0, q)
-    for (it in 1:200) {  # Newton on the convex -log p(y | u) + |u|^2 / 2 (canonical links)
-      eta <- eta0 + as.vector(crossprod(LtZt, u))
-      mu <- fam$linkinv(eta); me <- fam$mu.eta(eta); v <- fam$variance(mu)
-      H <- tcrossprod(LtZt %*% Diagonal(x = sqrt(w * me^2 / v))) + Diagonal(q)
-      step <- as.vector(solve(H, as.vector(LtZt %*% (w * (y - mu) * me / v)) - u))
-      u <- u + step
-      if (max(abs(step)) < 1e-12) break
-    }
-    if (max(abs(step)) >= 1e-12) stop("Newton for the modes did not converge")
-    eta <- eta0 + as.vector(crossprod(LtZt, u))
-    mu <- fam$linkinv(eta); me <- fam$mu.eta(eta); v <- fam$variance(mu)
-    H <- tcrossprod(LtZt %*% Diagonal(x = sqrt(w * me^2 / v))) + Diagonal(q)
-    m2ll(mu) + sum(u^2) + as.numeric(determinant(H, logarithm = TRUE)$modulus)
-  }
-}
+source(file.path(out_dir, "glmer_laplace.R"))
 rd <- function(name) read.csv(file.path(dir, paste0(name, ".csv")), stringsAsFactors = TRUE)
 models <- list(
   list("spikes_slope", "spikes", "count ~ stim + (1 + stim | neuron)", "poisson", NULL),
@@ -81,23 +53,14 @@ for (m in models) {
   t_default <- system.time(default <- suppressMessages(
     glmer(as.formula(m[[3]]), data = d, family = fam, weights = w, nAGQ = nagq)))[["elapsed"]]
   vc <- as.data.frame(VarCorr(fit))
-  k <- length(getME(fit, "theta"))
-  se_laplace <- NULL
-  laplace_dev <- NULL
-  if (nagq == 1) {
-    dev_fn <- laplace_devfun(fit)
-    x <- c(getME(fit, "theta"), fixef(fit))
-    laplace_dev <- dev_fn(x)
-    se_laplace <- as.list(setNames(sqrt(diag(2 * solve(hessian(dev_fn, x))))[-(1:k)],
-                                   names(fixef(fit))))
-  }
+  exact <- if (nagq == 1) laplace_se(fit) else list(se = NULL, deviance = NULL)
   out[[m[[1]]]] <- list(
     data = m[[2]], formula = m[[3]], family = m[[4]], weights = m[[5]], nAGQ = nagq,
     heldout = heldout,
     call = sprintf("glmer(%s, %s, family = %s%s, nAGQ = %d, control = tight)", m[[3]], m[[2]],
                    m[[4]], if (is.null(w)) "" else sprintf(", weights = %s", m[[5]]), nagq),
     fixef = as.list(fixef(fit)), fixef_se = as.list(sqrt(diag(as.matrix(vcov(fit))))),
-    fixef_se_laplace = se_laplace, laplace_deviance = laplace_dev,
+    fixef_se_laplace = exact$se, laplace_deviance = exact$deviance,
     messages = fit@optinfo$conv$lme4$messages,
     theta = unname(getME(fit, "theta")),
     varcorr = lapply(seq_len(nrow(vc)), function(i) list(grp = vc$grp[i],
