@@ -58,10 +58,14 @@ PIRLS_TOL, PIRLS_MAXIT = 1e-10, 50
 
 #: BOBYQA's stopping rules for the second stage (theta and beta: the estimates), and the
 #: first (theta with beta inside PIRLS, lme4's nAGQ = 0), which only gives the second its
-#: start, so stops earlier: the estimates move by < 5e-5 relative, 12 % fewer evaluations.
+#: start, so stops earlier; the second starts near its optimum, so its first trust region is
+#: small. Measured on the 9 Laplace designs of tests/test_mixed_glmm.py: 701 evaluations in
+#: all instead of 1,016 with the second stage's rules and step 0.2 for both, estimates
+#: unchanged to < 5e-5 relative.
 GLMER_OPTIMIZER = {"ftol_abs": 1e-9, "xtol_rel": 1e-8, "maxeval": 100_000,
-                   "initial_step": 0.2}
-GLMER_STAGE1 = {**GLMER_OPTIMIZER, "ftol_abs": 1e-6, "xtol_rel": 1e-5}
+                   "initial_step": 0.01}
+GLMER_STAGE1 = {**GLMER_OPTIMIZER, "ftol_abs": 1e-4, "xtol_rel": 1e-3,
+                "initial_step": 0.2}
 
 
 # --------------------------------------------------------------------------------------------
