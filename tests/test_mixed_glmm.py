@@ -193,3 +193,30 @@ def test_glmm_offers_wald_intervals_and_z_tests_and_refuses_lmm_only_methods():
         fit.coef_table(ddf="Satterthwaite")
     with pytest.raises(ValueError, match="refit of a GLMM"):
         fit.refit(fit.y)
+
+
+@pytest.mark.parametrize("key", ["spikes_slope", "prop_slope", "choices_agq9"])
+def test_level_by_level_pirls_equals_the_blocked_factors(key):
+    # one random-effects term: PIRLS solves level by level (glmm._Laplace._level_system);
+    # the general blocked factor (pls.BlockedPLS) must give the same modes and deviance
+    from course_lib.mixed.formula import parse_formula
+    from course_lib.mixed.frame import model_frame
+    from course_lib.mixed.glmm import _family, _Laplace
+    from course_lib.mixed.terms import random_terms
+    fit, _ = fitted(key)
+    ref = REF[key]
+    parsed = parse_formula(ref["formula"])
+    frame = model_frame(parsed, make_data.simulated(ref["data"]), weights=ref["weights"])
+    terms = random_terms(parsed.random, frame.data, residual=False)
+    out = {}
+    for single in (True, False):
+        model = _Laplace(_family(ref["family"]), terms, frame.X, frame.y, frame.weights,
+                         frame.offset, ref["nAGQ"])
+        model.single = single
+        joint = model.pirls(fit.theta * 0.9)  # stage 1: beta inside PIRLS
+        fixed = model.pirls(fit.theta, fit.beta)
+        out[single] = (joint, model.beta.copy(), fixed, model.u.copy())
+    assert out[True][0] == pytest.approx(out[False][0], rel=1e-10)
+    np.testing.assert_allclose(out[True][1], out[False][1], rtol=1e-7)
+    assert out[True][2] == pytest.approx(out[False][2], rel=1e-10)
+    np.testing.assert_allclose(out[True][3], out[False][3], rtol=1e-6, atol=1e-8)
