@@ -55,6 +55,8 @@ from course_lib.mixed.terms import random_terms
 #: PIRLS stops when the penalised deviance changes by less than this, relatively (lme4's
 #: ``tolPwrss``), or after ``PIRLS_MAXIT`` iterations.
 PIRLS_TOL, PIRLS_MAXIT = 1e-10, 50
+#: In stage 1, which only starts stage 2 and stops at ftol 1e-4, PIRLS stops at 1e-8.
+PIRLS_TOL_STAGE1 = 1e-8
 
 #: BOBYQA's stopping rules for the second stage (theta and beta: the estimates), and the
 #: first (theta with beta inside PIRLS, lme4's nAGQ = 0), which only gives the second its
@@ -203,6 +205,7 @@ class _Laplace:
 
     def __init__(self, fam, terms, X, y, prior_w, offset, nagq: int = 1):
         self.nagq = nagq
+        self.tol = PIRLS_TOL
         if nagq > 1:  # Gauss-Hermite nodes and weights for the weight function exp(-x^2)
             self.gh_x, self.gh_w = np.polynomial.hermite.hermgauss(nagq)
             t = terms[0]
@@ -317,7 +320,7 @@ class _Laplace:
                 u_new, b_new = (u + u_new) / 2, (b + b_new) / 2 if joint else b
             u, b, eta = u_new, b_new, eta_new
             mu = fam.linkinv(eta)
-            if abs(old - pdev) < PIRLS_TOL * abs(pdev):
+            if abs(old - pdev) < self.tol * abs(pdev):
                 break
             old = pdev
         self.u, self.mu, self.eta = u.ravel().copy(), mu, eta
@@ -408,7 +411,7 @@ class _Laplace:
                 u_new, b_new = (u + u_new) / 2, (b + b_new) / 2 if joint else b
             u, b, eta = u_new, b_new, eta_new
             mu = fam.linkinv(eta)
-            if abs(old - pdev) < PIRLS_TOL * abs(pdev):
+            if abs(old - pdev) < self.tol * abs(pdev):
                 break
             old = pdev
         self.u, self.mu, self.eta = u, mu, eta
@@ -578,7 +581,9 @@ def _optimise(model: _Laplace) -> tuple[np.ndarray, np.ndarray, int]:
     """lme4's two stages: theta with beta inside PIRLS (nAGQ = 0), then theta and beta."""
     k = len(model.pls.theta0)
     lower = model.pls.lower
+    model.tol = PIRLS_TOL_STAGE1
     theta, _, n1 = bobyqa(model.pirls, model.pls.theta0, lower, **GLMER_STAGE1)
+    model.tol = PIRLS_TOL
     model.pirls(theta)  # beta at stage 1's optimum
     x, _, n2 = bobyqa(lambda x: _stage2(model, x), np.append(theta, model.beta),
                       np.append(lower, np.full(model.p, -np.inf)), **GLMER_OPTIMIZER)
