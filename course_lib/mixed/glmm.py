@@ -280,62 +280,6 @@ class _Laplace:
             r = r - C @ beta
         return np.einsum("jab,jb->ja", Hinv, r), beta, L
 
-    def _pirls_levels(self, theta, beta=None) -> float:
-        """PIRLS for the modes with one random-effects term: the same iteration as
-        :meth:`_pirls` (Newton steps on the penalised deviance, halved when it does not
-        decrease, stopped by the same rule, log|L|^2 at the mode's weights), solved level
-        by level with a few ``bincount`` (:meth:`_level_system`) instead of the blocked
-        factor's general machinery: an evaluation costs about a third as much."""
-        fam, X, y, w, off = self.fam, self.X, self.y, self.w, self.offset
-        t = self.terms[0]
-        joint = beta is None
-        b = self.beta.copy() if joint else np.asarray(beta, dtype=float)
-        u = self.u.reshape(t.n_levels, t.q)
-        first = joint and not np.any(u) and not np.any(b)
-        zl = self._zl(theta)[0]
-
-        def linear(b, u):
-            return X @ b + off + np.einsum("nq,nq->n", zl, u[t.codes])
-
-        eta = self.eta0 if first else linear(b, u)
-        mu = fam.linkinv(eta)
-        old = np.inf if first else fam.m2ll_eta(y, eta, w) - self.saturated + np.sum(u * u)
-        for _ in range(PIRLS_MAXIT):
-            me = fam.mu_eta(eta)
-            W = w * me ** 2 / fam.variance(mu)
-            zt = eta - off + (y - mu) / me
-            if not joint:
-                zt = zt - X @ b
-            u_new, b_new, _ = self._level_system(zl, W, zt, joint)
-            if u_new is None:
-                return np.inf
-            if not joint:
-                b_new = b
-            pdev = np.inf
-            for _half in range(20):
-                eta_new = linear(b_new, u_new)
-                pdev = fam.m2ll_eta(y, eta_new, w) - self.saturated + np.sum(u_new * u_new)
-                if np.isfinite(pdev) and pdev <= old * (1 + 1e-12):
-                    break
-                u_new, b_new = (u + u_new) / 2, (b + b_new) / 2 if joint else b
-            u, b, eta = u_new, b_new, eta_new
-            mu = fam.linkinv(eta)
-            if abs(old - pdev) < self.tol * abs(pdev):
-                break
-            old = pdev
-        self.u, self.mu, self.eta = u.ravel().copy(), mu, eta
-        if joint:
-            self.beta = b
-        me = fam.mu_eta(eta)
-        _, _, L = self._level_system(zl, w * me ** 2 / fam.variance(mu), np.zeros(self.n),
-                                     False)
-        if L is None:
-            return np.inf
-        if self.nagq > 1 and not joint:
-            return self._agq(theta, eta, L)
-        ldL2 = 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
-        return float(ldL2 + np.sum(u * u) + fam.m2ll_eta(y, eta, w) + self.m2ll_const)
-
     def set_mode_system(self, theta, beta) -> None:
         """The blocked system at the current modes (beta fixed), for the fit's accessors
         (conditional variances): the single-term path does not form it."""
@@ -368,40 +312,34 @@ class _Laplace:
         return dev
 
     def _pirls(self, theta, beta=None):
-        if self.single:
-            return self._pirls_levels(theta, beta)
+        """Penalised IRLS: Newton steps on the penalised deviance, halved while it does not
+        decrease, until it changes by less than ``tol`` relatively; then log|L|^2 at the
+        mode's own weights. Each step is a penalised weighted least-squares solve: level by
+        level for one random-effects term (:meth:`_level_system`, a third of the cost),
+        by the blocked factor (:class:`~course_lib.mixed.pls.BlockedPLS`) otherwise."""
         fam, X, y, w, off = self.fam, self.X, self.y, self.w, self.offset
         joint = beta is None
         u = self.u.copy()
         b = self.beta.copy() if joint else np.asarray(beta, dtype=float)
         first = joint and not np.any(u) and not np.any(b)
         zl = self._zl(theta)
-        if first:  # first call: start from the data
-            eta = self.eta0
-        else:
-            eta = X @ b + self._zb(zl, u) + off
+        step, at_mode = (self._level_solver(zl[0], joint) if self.single
+                         else self._blocked_solver(theta, joint))
+        eta = self.eta0 if first else X @ b + self._zb(zl, u) + off  # first: from the data
         mu = fam.linkinv(eta)
         # the penalised deviance at the start: a warm start (modes of a nearby theta) that
         # one Newton step barely moves is converged (the error left is the square of the
         # step's), so PIRLS can stop after one step instead of two
         old = np.inf if first else (fam.m2ll_eta(y, eta, w) - self.saturated + u @ u)
-        Xs = X if joint else np.zeros((self.n, 0))
-        f = None
         for _ in range(PIRLS_MAXIT):
             me = fam.mu_eta(eta)
-            W = w * me ** 2 / fam.variance(mu)
-            z = eta - off + (y - mu) / me
-            if not joint:
-                z = z - X @ b
-            self.pls.set_system(Xs, z, W)
-            f = self.pls.factor(theta)
-            if f is None:
+            z = eta - off + (y - mu) / me - (0 if joint else X @ b)
+            solved = step(w * me ** 2 / fam.variance(mu), z)
+            if solved is None:
                 return np.inf
-            b_new, us = self.pls.solve(f)
-            u_new = np.concatenate([x.ravel() for x in us])
+            u_new, b_new = solved
             if not joint:
                 b_new = b
-            # step halving on the penalised deviance
             pdev = np.inf
             for _half in range(20):
                 eta_new = X @ b_new + self._zb(zl, u_new) + off
@@ -417,18 +355,50 @@ class _Laplace:
         self.u, self.mu, self.eta = u, mu, eta
         if joint:
             self.beta = b
-        # log|L|^2 at the weights of the mode itself (the loop's last factor used the
+        # log|L|^2 at the weights of the mode itself (the loop's last solve used the
         # weights of the iterate before it, off by O(last step) in the deviance)
         me = fam.mu_eta(eta)
-        z = eta - off + (y - mu) / me - (0 if joint else X @ b)
-        self.pls.set_system(Xs, z, w * me ** 2 / fam.variance(mu))
-        f = self.pls.factor(theta)
-        if f is None:
+        mode = at_mode(w * me ** 2 / fam.variance(mu),
+                       eta - off + (y - mu) / me - (0 if joint else X @ b))
+        if mode is None:
             return np.inf
-        self.factor = f
-        if self.nagq > 1 and joint is False:
-            return self._agq(theta, eta, f.L11)
-        return float(f.ldL2 + u @ u + fam.m2ll_eta(y, eta, w) + self.m2ll_const)
+        L11, ldL2 = mode
+        if self.nagq > 1 and not joint:
+            return self._agq(theta, eta, L11)
+        return float(ldL2 + u @ u + fam.m2ll_eta(y, eta, w) + self.m2ll_const)
+
+    def _level_solver(self, zl: np.ndarray, joint: bool):
+        """PIRLS's step and log|L|^2 at the mode, level by level (one term)."""
+        def step(W, z):
+            u, beta, _ = self._level_system(zl, W, z, joint)
+            return None if u is None else (u.ravel(), beta)
+
+        def at_mode(W, z):
+            _, _, L = self._level_system(zl, W, z, False)
+            if L is None:
+                return None
+            return L, 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+        return step, at_mode
+
+    def _blocked_solver(self, theta, joint: bool):
+        """PIRLS's step and log|L|^2 at the mode, by the blocked factor."""
+        Xs = self.X if joint else np.zeros((self.n, 0))
+
+        def factor(W, z):
+            self.pls.set_system(Xs, z, W)
+            return self.pls.factor(theta)
+
+        def step(W, z):
+            f = factor(W, z)
+            if f is None:
+                return None
+            beta, us = self.pls.solve(f)
+            return np.concatenate([x.ravel() for x in us]), beta
+
+        def at_mode(W, z):
+            f = factor(W, z)
+            return None if f is None else (f.L11, f.ldL2)
+        return step, at_mode
 
     def _zl(self, theta) -> list[np.ndarray]:
         """Each term's rows of Z Lambda(theta), (n, q): made once per PIRLS call."""
