@@ -25,14 +25,12 @@ Run ``python -m course_lib.release`` to regenerate every student copy and chapte
 student-only copy of the whole course into ``DIR``, to publish as the public repository a
 class launches in Binder (:func:`student_tree`): the book (chapters, pages, data, Binder
 files) and the student notebooks, but no instructor notebook, no tests, no grader, and a
-``course_lib.checks`` without the checks' reference computations and mistake recognisers
-(the reference code of a check *is* a solution). In that copy a check cell of a part whose
-check declares ``public="stored"`` runs the answer on the part's public cases, stored here
-at release time with their expected outputs and the outputs of the declared mistakes
-(:func:`public_cases`), and prints ✔ or ✘ with the hint; for the other parts it says
-whether the answer is written (no stub left) and that it is judged when handed in. The
-grader judges every part on hidden cases of its own, so storing the public ones gives
-nothing away.
+``course_lib.checks`` without its ``exNN`` modules (the declarations, whose reference
+implementations *are* solutions). In their place ``course_lib/checks/public.json`` stores
+each part's public cases with the outputs of the reference, the valid alternatives and the
+known mistakes, made at release time (:func:`public_checks`); the checks' shipped machinery
+judges a check cell's answer on them and prints ✔ or ✘ with the hint at once. The grader
+judges every part on hidden cases of its own, so storing the public ones gives nothing away.
 """
 
 from __future__ import annotations
@@ -52,7 +50,7 @@ END = "### END SOLUTION"
 _MARKER = re.compile(r"^(?P<indent>[ \t]*)### (?P<which>BEGIN|END) SOLUTION[ \t]*$")
 
 __all__ = ["strip_solutions", "make_student_notebook", "points_table", "release", "student_tree", "main",
-           "course_repository", "add_colab_cells", "chapter_notebook", "release_chapters"]
+           "course_repository", "add_colab_cells", "chapter_notebook", "release_chapters", "public_checks"]
 
 
 def strip_solutions(source: str, part: str, cell_type: str = "code") -> str:
@@ -289,217 +287,10 @@ TREE_FILES = ["references.bib", "requirements.txt", ".gitignore"]
 TREE_FOLDERS = ["chapters", "_ext", "binder"]
 #: Book pages only instructors need: left out of the tree and its table of contents.
 INSTRUCTOR_PAGES = ["instructors"]
-#: course_lib's instructor-side code, left out of the tree (checks/ is replaced).
-PRIVATE_MODULES = ["checks", "grading", "release.py"]
+#: course_lib's instructor-side code, left out of the tree (and the checks' exNN modules).
+PRIVATE_MODULES = ["grading", "release.py"]
 #: Build output and caches, never copied.
 _SKIPPED = {"__pycache__", ".ipynb_checkpoints", "_build", ".jupyter_cache"}
-
-_STUDENT_CHECKS = '''"""Exercise checks, student edition.
-
-This copy of the course holds no reference implementation: the code that computes the
-right answers and recognises the mistakes stays with your instructor, whose grader judges
-the notebook you hand in on inputs of its own. What it holds instead, for the parts that
-declare it, are the *public cases*: inputs, the outputs a right answer gives on them, and
-the outputs of the common mistakes with their hints, all stored when the course was
-released. A check cell runs your function on those inputs and prints ✔ or ✘ at once::
-
-    ✔ ex1-fit-ols  1/1  fit_ols agrees with statsmodels' OLS on 4 data sets the check drew.
-
-For the other parts it says whether your answer is written (judged when handed in)::
-
-    ✎ ex2-lrt  ?/1  lrt_by_hand is written: it is judged when you hand in the notebook.
-"""
-
-from __future__ import annotations
-
-import copy
-import json
-import signal
-import threading
-from dataclasses import dataclass
-
-import numpy as np
-import pandas as pd
-
-__all__ = ["PARTS", "Verdict", "run", "check"]
-
-#: Every graded part: its points and the names its check cell passes.
-PARTS = @@PARTS@@
-
-#: The public cases of the parts that store them (made by course_lib.release).
-PUBLIC = json.loads(@@PUBLIC@@)
-
-#: Seconds one public case may run before the check gives up on it.
-CASE_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """``passed``, ``failed``, ``written`` (judged when handed in), ``not-implemented``, ``error``."""
-
-    part: str
-    status: str
-    max_points: float
-    message: str
-    hint: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
-
-    def __str__(self) -> str:
-        mark = {"passed": "✔", "written": "✎"}.get(self.status, "✘")
-        points = {"passed": f"{self.max_points:g}", "written": "?"}.get(self.status, "0")
-        text = f"{mark} {self.part}  {points}/{self.max_points:g}  {self.message}"
-        return text + (f"\\n  Hint: {self.hint}" if self.hint else "")
-
-    __repr__ = __str__
-
-
-def _is_stub(code, part: str) -> bool:
-    stub = f"{part}: replace this line with your solution"
-    for const in code.co_consts:
-        if isinstance(const, str) and stub in const:
-            return True
-        if hasattr(const, "co_consts") and _is_stub(const, part):
-            return True
-    return False
-
-
-def _decode(x):
-    """An input of a public case, rebuilt from its stored form."""
-    if not isinstance(x, dict):
-        return x
-    if "nd" in x:
-        return np.array(x["nd"], dtype=x["dtype"])
-    if "seq" in x:
-        return [_decode(v) for v in x["seq"]]
-    if "map" in x:
-        return {k: _decode(v) for k, v in x["map"].items()}
-    frame = pd.DataFrame(x["df"], index=x["index"])
-    for col, dtype in x["dtypes"].items():
-        cats = x["categories"].get(col)
-        frame[col] = pd.Categorical(frame[col], categories=cats) if cats is not None else frame[col].astype(dtype)
-    return frame
-
-
-def _returned(value) -> dict:
-    """What an answer returned, described as the stored outputs are."""
-    if isinstance(value, str):
-        return {"label": value}
-    if isinstance(value, pd.Series):
-        try:
-            return {"series": [str(i) for i in value.index], "values": value.to_numpy(dtype=float).tolist()}
-        except (TypeError, ValueError):
-            return {"other": "Series of non-numbers"}
-    if value is None or isinstance(value, (pd.DataFrame, dict, bytes)):
-        return {"other": "None (did you forget to return?)" if value is None else f"a {type(value).__name__}"}
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        return {"other": f"a {type(value).__name__}"}
-    return {"array": arr.ravel().tolist(), "shape": list(arr.shape)}
-
-
-def _show(values) -> str:
-    items = [f"{v:.4g}" for v in values[:6]]
-    return "[" + ", ".join(items) + (", …" if len(values) > 6 else "") + "]"
-
-
-def _difference(got: dict, want: dict, what: str, rtol: float, atol: float) -> str:
-    """Why ``got`` is not ``want`` ('' when it is), cheapest test first."""
-    if "label" in want:
-        if "label" not in got:
-            return f"type: {what} should be the string {want['label']!r}, got {got.get('other', 'a number')}"
-        return "" if got["label"] == want["label"] else f"values: {what} should be {want['label']!r}, got {got['label']!r}"
-    kind = "a pandas Series" if "series" in want else "an array of numbers"
-    if "other" in got or "label" in got or ("series" in want) != ("series" in got):
-        came = got.get("other") or ("a string" if "label" in got else "a Series" if "series" in got else "an array")
-        return f"type: {what} should be {kind}, got {came}"
-    values = np.asarray(got["values"] if "series" in got else got["array"], dtype=float)
-    target = np.asarray(want["values"] if "series" in want else want["array"], dtype=float)
-    if "series" in want:
-        if sorted(got["series"]) != sorted(want["series"]):
-            return (f"index: {what} should have one value for each of the labels {sorted(want['series'])[:6]}, "
-                    f"got {len(got['series'])} values labelled {sorted(got['series'])[:6]}")
-        order = {k: i for i, k in enumerate(got["series"])}
-        values = values[[order[k] for k in want["series"]]]
-    elif list(got["shape"]) != list(want["shape"]):
-        return f"shape: {what} should have shape {tuple(want['shape'])}, got {tuple(got['shape'])}"
-    if not np.all(np.isfinite(values)):
-        return f"values: {what} contains NaN or infinite values: {_show(values)}"
-    if not np.allclose(values, target, rtol=rtol, atol=atol):
-        return f"values: {what} should be {_show(target)}, got {_show(values)}"
-    return ""
-
-
-def _on_alarm(signum, frame):
-    raise TimeoutError
-
-
-def _call(answer, args):
-    """``answer(*args)``, stopped after CASE_SECONDS where a timer signal is available."""
-    timed = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if timed:
-        previous = signal.signal(signal.SIGALRM, _on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, CASE_SECONDS)
-    try:
-        return answer(*args)
-    finally:
-        if timed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-
-
-def _judge_public(part: str, answer, info: dict) -> Verdict:
-    spec = PUBLIC[part]
-    for case in spec["cases"]:
-        what = f"{spec['function']}(…) on {case['label']}"
-        try:
-            got = _returned(_call(answer, [_decode(copy.deepcopy(a)) for a in case["args"]]))
-        except NotImplementedError:
-            return Verdict(part, "not-implemented", info["points"],
-                           f"{spec['function']} still raises NotImplementedError: replace the stub with your solution.")
-        except TimeoutError:
-            return Verdict(part, "error", info["points"],
-                           f"{spec['function']} ran longer than {CASE_SECONDS:g} s on {case['label']}")
-        except Exception as err:  # the answer may raise anything: say what, never a traceback
-            return Verdict(part, "error", info["points"],
-                           f"{spec['function']} raised {type(err).__name__}: {str(err)[:300]} on {case['label']}")
-        why = _difference(got, case["expected"], what, spec["rtol"], spec["atol"])
-        if why and any(not _difference(got, v, what, spec["rtol"], spec["atol"]) for v in case["valid"]):
-            continue  # another valid answer (another method or convention)
-        if why:
-            hint = next((h for wrong, h in case["mistakes"]
-                         if not _difference(got, wrong, what, 1e-6, 1e-8)), "")
-            return Verdict(part, "failed", info["points"], why, hint)
-    return Verdict(part, "passed", info["points"], spec["success"])
-
-
-def run(part: str, *answers) -> Verdict:
-    """Check the answer to one part on its public cases (or whether it is written)."""
-    if part not in PARTS:
-        raise ValueError(f"no check for part {part!r}; known parts are {', '.join(sorted(PARTS))}")
-    info = PARTS[part]
-    names = info["names"] or ["your answer"]
-    for name, answer in zip(names, answers):
-        if not callable(answer):
-            return Verdict(part, "error", info["points"],
-                           f"{name} should be a function, got {type(answer).__name__}")
-        code = getattr(answer, "__code__", None)
-        if code is not None and _is_stub(code, part):
-            return Verdict(part, "not-implemented", info["points"],
-                           f"{name} still raises NotImplementedError: replace the stub with your solution.")
-    if part in PUBLIC and len(answers) == 1:
-        return _judge_public(part, answers[0], info)
-    return Verdict(part, "written", info["points"],
-                   f"{', '.join(names)} is written: it is judged when you hand in the notebook.")
-
-
-def check(part: str, *answers) -> None:
-    """Check the answer to one part and print the verdict (a check cell)."""
-    print(run(part, *answers))
-'''
 
 _STUDENT_README = """# {title}
 
@@ -543,82 +334,33 @@ Use your own code for what a part asks you to write: a part whose answer uses th
 """
 
 
-def _student_checks(notebooks: list[Path]) -> str:
-    parts = {}
+def _private_check_module(rel: Path) -> bool:
+    """A module of ``course_lib/checks`` that stays with the instructor: the ``exNN``
+    declarations (their references are solutions) and the old machinery being retired."""
+    return rel.parts[0] == "checks" and (re.fullmatch(r"ex\d+\.py", rel.name) is not None
+                                        or rel.name == "legacy.py")
+
+
+def public_checks(notebooks: list[Path]) -> dict:
+    """What a student tree's ``course_lib/checks/public.json`` holds: every graded part's
+    points and the names its check cell passes (``parts``), and, for each part whose check
+    declares ``public="stored"``, its public cases with the outputs of the reference, the
+    valid alternatives and the known mistakes (``public``), computed here with the checks'
+    code (:func:`course_lib.checks.core.stored_record`)."""
+    from course_lib import checks
+    from course_lib.checks.core import FunctionCheck, stored_record
+
+    parts, public = {}, {}
     for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
-        for cell in nb.cells:
+        for cell in nbformat.read(path, as_version=4).cells:
             course = cell.metadata.get("course", {})
             if course.get("role") == "check":
-                names = re.findall(r",\s*(\w+)", cell.source)
-                parts[course["part"]] = {"points": float(course["points"]), "names": names}
-    public = json.dumps(public_cases(parts), ensure_ascii=False, separators=(",", ":"))
-    return (_STUDENT_CHECKS.replace("@@PARTS@@", json.dumps(parts, indent=4, ensure_ascii=False))
-            .replace("@@PUBLIC@@", repr(public)))
-
-
-# The public cases a student copy stores: inputs, expected outputs and the outputs of the
-# declared mistakes, computed here, in the instructor's process, with the checks' code.
-
-
-def _encode(x):
-    """An input of a case as JSON data (what the student checks' ``_decode`` rebuilds)."""
-    import numpy as np
-    import pandas as pd
-
-    if isinstance(x, np.ndarray):
-        return {"nd": x.tolist(), "dtype": x.dtype.str}
-    if isinstance(x, pd.DataFrame):
-        cats = {str(c): x[c].cat.categories.tolist() for c in x.columns if isinstance(x[c].dtype, pd.CategoricalDtype)}
-        return {"df": {str(c): x[c].tolist() for c in x.columns}, "index": x.index.tolist(),
-                "dtypes": {str(c): str(x[c].dtype) for c in x.columns}, "categories": cats}
-    if isinstance(x, dict):
-        return {"map": {str(k): _encode(v) for k, v in x.items()}}
-    if isinstance(x, (list, tuple)):
-        return {"seq": [_encode(v) for v in x]}
-    return x.item() if isinstance(x, np.generic) else x
-
-
-def _output(value) -> dict:
-    """A reference or mistaken output, described as the student checks' ``_returned`` does."""
-    import numpy as np
-    import pandas as pd
-
-    if isinstance(value, str):
-        return {"label": value}
-    if isinstance(value, pd.Series):
-        return {"series": [str(i) for i in value.index], "values": value.to_numpy(dtype=float).tolist()}
-    arr = np.asarray(value, dtype=float)
-    return {"array": arr.ravel().tolist(), "shape": list(arr.shape)}
-
-
-def public_cases(parts) -> dict:
-    """For each part whose check declares ``public="stored"``: its public cases, with the
-    expected output, the outputs of its other valid answers, and the outputs of its
-    declared mistakes (and their hints)."""
-    from course_lib import checks
-
-    stored = {}
-    for part in parts:
-        chk = checks.get_check(part)
-        if getattr(chk, "public", "written") != "stored":
-            continue
-        cases = []
-        for case in chk.cases():
-            mistakes = []
-            for wrong, hint in chk.mistakes:
-                try:
-                    mistakes.append([_output(wrong(*copy.deepcopy(case.args))), hint])
-                except Exception:  # a mistake that does not apply to this case
-                    continue
-            cases.append({"label": case.label, "args": [_encode(a) for a in case.args],
-                          "expected": _output(chk.reference(*copy.deepcopy(case.args))),
-                          "valid": [_output(v(*copy.deepcopy(case.args))) for v in chk.valid],
-                          "mistakes": mistakes})
-        stored[part] = {"function": chk.function, "rtol": chk.tolerance[0], "atol": chk.tolerance[1],
-                        "success": chk.success.format(function=chk.function, n=len(cases)),
-                        "cases": cases}
-    return stored
+                part = course["part"]
+                parts[part] = {"points": float(course["points"]), "names": re.findall(r",\s*(\w+)", cell.source)}
+                chk = checks.get_check(part)
+                if isinstance(chk, FunctionCheck) and chk.public == "stored":
+                    public[part] = stored_record(chk)
+    return {"parts": parts, "public": public}
 
 
 def _retarget(text: str, repository: str | None) -> str:
@@ -635,8 +377,7 @@ def student_tree(root: Path, dest: Path, repository: str | None = None) -> list[
     instructors' page; ``chapters/`` and ``_ext/``; the student notebooks, made afresh
     from the instructor notebooks, as ``exercises/``; ``course_lib`` with every topic
     module and its data, but without ``grading``, ``release`` and the checks' modules
-    (replaced by a ``checks`` that judges the public cases stored for it, or says whether
-    an answer is written); the Binder
+    (``public.json`` holds what the checks judge on instead, :func:`public_checks`); the Binder
     files; ``pyproject.toml`` without the instructors' commands; a student README.
 
     The topic modules stay because the chapters use them, and some implement what an
@@ -731,12 +472,12 @@ def student_tree(root: Path, dest: Path, repository: str | None = None) -> list[
     package = root / "course_lib"
     for src in sorted(package.rglob("*")):
         rel = src.relative_to(package)
-        if rel.parts[0] not in PRIVATE_MODULES and published(src, rel):
+        if rel.parts[0] not in PRIVATE_MODULES and not _private_check_module(rel) and published(src, rel):
             copy_file(src, f"course_lib/{rel.as_posix()}")
     init = (package / "__init__.py").read_text(encoding="utf-8")
     write("course_lib/__init__.py", "".join(
         line for line in init.splitlines(keepends=True) if not re.match(r"(release|grading)\s{2,}", line)))
-    write("course_lib/checks/__init__.py", _student_checks(instructor))
+    write("course_lib/checks/public.json", json.dumps(public_checks(instructor), ensure_ascii=False))
     for name, text in students.items():
         write(f"exercises/{name}", text)
     return written

@@ -253,3 +253,19 @@ def test_checks_draw_only_converged_subsets():
         for part in ("ex2-variance-components", "ex2-lrt", "ex3-ranef-by-hand"):
             for case in checks.get_check(part).cases():
                 lmer(FIT_4 if part.startswith("ex2") else FIT_2, case.args[0])
+
+
+#: A plausible wrong answer per part, run in the student tree's notebook, and words of its hint
+#: there (tests/test_release.py).
+WRONG_IN_TREE = {
+    "ex3-shrinkage-factor": ("def shrinkage_factor(n, tau2, sigma2):\n"
+                             "    return 1 - tau2 / (tau2 + sigma2 / np.asarray(n))\n", "1 − w"),
+    "ex3-ranef-by-hand": ("def ranef_by_hand(data, beta, tau2, sigma2):\n"
+                          "    r = data['Reaction'] - beta[0] - beta[1] * data['Days']\n"
+                          "    return r.groupby(data['Subject'].astype(str), observed=True).mean()\n",
+                          "raw mean residuals"),
+    "ex3-predict-held-out": ("def predict_held_out(train, test, method):\n"
+                             "    from course_lib import pooling\n"
+                             "    return pooling.predict_held_out(train, test)['complete'].to_numpy()\n",
+                             "'complete' pooling predictions"),
+}

@@ -249,8 +249,8 @@ def test_student_tree_holds_the_book_the_student_notebooks_and_the_package_only(
     assert not [p for p in files if p.endswith(".ipynb") and not p.startswith("exercises/")
                 and not (p.startswith("chapters/") and p[:-len(".ipynb")] + ".md" in files)]
     for absent in ("tests/", "benchmarks/", "scripts/", ".ci/", "instructors.md", "CONTRIBUTING.md",
-                   "course_lib/grading/", "course_lib/release.py", "course_lib/checks/core.py",
-                   "course_lib/checks/ex0", "exercises/student/"):
+                   "course_lib/grading/", "course_lib/release.py", "course_lib/checks/ex0",
+                   "course_lib/checks/legacy.py", "exercises/student/"):
         assert not [p for p in files if p.startswith(absent)], f"{absent} is in the student tree"
     # the book still links up: every page of its table of contents is there, none is the instructors'
     pages = re.findall(r"^(?:root|\s*- file):\s*(\S+)\s*$", files["_toc.yml"], flags=re.M)
@@ -302,32 +302,39 @@ def test_no_check_reference_survives_in_the_student_tree(tree):
     hints they print, and the stored public cases, are meant for the student)."""
     files = tree_files(tree)
     public = "\n".join(text for rel, text in files.items() if verbatim_public(tree, rel))
+    # the checks' shipped machinery (reading and comparing results) is no reference
+    public += "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "course_lib" / "checks").glob("*.py")
+                        if not re.fullmatch(r"ex\d+\.py|legacy\.py", p.name))
     reference_lines = {
         line.strip() for path in (ROOT / "course_lib" / "checks").glob("ex*.py")
         for line in path.read_text(encoding="utf-8").splitlines()
         if len(line.strip()) >= 30 and line.strip() not in public and not _string_literal(line.strip())
+        and not line.startswith(("from ", "import "))
     }
     assert len(reference_lines) > 500
     for rel, text in files.items():
         found = [line for line in reference_lines if line in text]
         assert not found, f"{rel} holds check code: {found[:3]}"
-    assert [p for p in files if p.startswith("course_lib/checks/")] == ["course_lib/checks/__init__.py"]
-    assert not re.search(r"def (judge|collect)|import statsmodels|\bsm\.", files["course_lib/checks/__init__.py"])
+    shipped = [p for p in files if p.startswith("course_lib/checks/")]
+    assert {"course_lib/checks/__init__.py", "course_lib/checks/core.py", "course_lib/checks/public.json"} <= set(shipped)
+    assert not [p for p in shipped if re.search(r"/ex\d+\.py$", p)]
+    for rel in shipped:  # the shipped machinery reads and compares results: it computes no reference
+        assert not re.search(r"import statsmodels|\bsm\.|course_lib\.mixed|\blmer\(|glmer\(", files[rel]), rel
 
 
-#: For each part whose check stores its public cases: a plausible wrong answer, run in the
-#: student tree's notebook, and words of the hint it must get there.
-WRONG_IN_TREE = {
-    "ex1-fit-ols": ("def fit_ols(X, y):\n    return X.T @ y\n", "normal equations"),
-    "ex1-standard-errors": ("def ols_standard_errors(X, y):\n"
-                            "    return np.sqrt(np.diag(np.linalg.inv(X.T @ X)))\n", "σ̂"),
-    "ex1-predict": ("def predict_reaction(beta, days):\n    return beta[1] * np.asarray(days)\n",
-                    "left out the intercept"),
-    "ex1-days-to-slow": ("def days_to_slow_by(beta, ms):\n    return beta[1] / ms\n", "units"),
-    "ex1-residuals-by-subject": ("def residuals_by_subject(data, beta):\n"
-                                 "    return data['Reaction'] - beta[0] - beta[1] * data['Days']\n",
-                                 "one residual per row"),
-}
+def _wrong_in_tree() -> dict:
+    """For each part whose check stores its public cases: a plausible wrong answer (source run in
+    the student tree's notebook) and words of the hint it must get there, from the
+    ``WRONG_IN_TREE`` of each check test module (``tests/test_checks*.py``)."""
+    import importlib
+
+    found = {}
+    for path in sorted(Path(__file__).parent.glob("test_checks*.py")):
+        found.update(getattr(importlib.import_module(path.stem), "WRONG_IN_TREE", {}))
+    return found
+
+
+WRONG_IN_TREE = _wrong_in_tree()
 
 
 def test_student_tree_notebooks_give_a_verdict_at_once_right_and_wrong(tree):

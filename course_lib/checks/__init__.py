@@ -27,21 +27,25 @@ In a notebook both steps run in the kernel. A grader runs ``collect`` in the san
 student kernel and ``judge`` in its own process, so that patching numpy or this module in
 the kernel cannot fake a pass.
 
-Checks go from cheap to specific: type, then shape, then values; a failure says which
-step failed, what was expected and what came back, and a hint for the known mistakes.
+In a student tree (:func:`course_lib.release.student_tree`) the ``exNN`` modules, which hold
+the references, are absent; ``public.json`` beside this file holds each part's public cases
+with the outputs of the reference, the valid alternatives and the known mistakes, made at
+release time, and the same judge runs on them (:class:`~course_lib.checks.core.StoredCheck`).
+A part that stores nothing says that the answer is written and is judged when handed in.
 """
 
 from __future__ import annotations
 
-from course_lib.checks.core import (
-    Check,
-    CheckFailure,
-    FunctionCheck,
-    Verdict,
-    get_check,
-    list_checks,
-    register,
-)
+import json as _json
+from pathlib import Path as _Path
+
+from course_lib.checks.core import (Check, CheckFailure, FunctionCheck, StoredCheck, Verdict, get_check,
+                                    list_checks, register)
+
+#: In a student tree: every graded part's points and the names its check cell passes, and
+#: the parts whose public cases are stored (empty in the instructor's course).
+PARTS: dict = {}
+PUBLIC: dict = {}
 
 
 def run(part: str, *answers, seed: int | None = None) -> Verdict:
@@ -61,8 +65,25 @@ def run(part: str, *answers, seed: int | None = None) -> Verdict:
     -------
     Verdict
     """
+    if part in PARTS and part not in PUBLIC:
+        return _written(part, *answers)
     chk = get_check(part).for_seed(seed)
     return chk.judge(chk.collect(*answers))
+
+
+def _written(part: str, *answers) -> Verdict:
+    """In a student tree, for a part that stores no cases: whether the answer is written."""
+    names = PARTS[part]["names"] or ["your answer"]
+    verdict = StoredCheck(part, PARTS[part]["points"], names[0], None, None)
+    for name, answer in zip(names, answers):
+        if not callable(answer):
+            return verdict.verdict("error", f"{name} should be a function, got {type(answer).__name__}")
+        code = getattr(answer, "__code__", None)  # a stub's message names the part
+        if code is not None and any(f"{part}: replace this line" in str(c) for c in code.co_consts):
+            return verdict.verdict("not-implemented", f"{name} still raises NotImplementedError: "
+                                                      "replace the stub with your solution.")
+    return verdict.verdict("written", f"{', '.join(names)} is written: it is judged when you hand in "
+                                      "the notebook.")
 
 
 def check(part: str, *answers) -> None:
@@ -79,14 +100,11 @@ for _mod in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
     if _mod.startswith("ex") and _mod[2:].isdigit():
         _importlib.import_module(f"{__name__}.{_mod}")
 
-__all__ = [
-    "Check",
-    "CheckFailure",
-    "FunctionCheck",
-    "Verdict",
-    "check",
-    "get_check",
-    "list_checks",
-    "register",
-    "run",
-]
+if (_PUBLIC_FILE := _Path(__file__).with_name("public.json")).is_file():  # a student tree
+    _tree = _json.loads(_PUBLIC_FILE.read_text(encoding="utf-8"))
+    PARTS, PUBLIC = _tree["parts"], _tree["public"]
+    for _part, _record in PUBLIC.items():
+        register(StoredCheck.from_record(_part, _record))
+
+__all__ = ["Check", "CheckFailure", "FunctionCheck", "PARTS", "PUBLIC", "StoredCheck", "Verdict", "check",
+           "get_check", "list_checks", "register", "run"]

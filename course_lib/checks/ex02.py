@@ -17,7 +17,7 @@ import pandas as pd
 import scipy.stats
 import statsmodels.formula.api as smf
 
-from course_lib.checks.core import (
+from course_lib.checks.legacy import (
     Case,
     CheckFailure,
     FunctionCheck,

@@ -14,15 +14,7 @@ import numpy as np
 import pandas as pd
 
 from course_lib import pooling
-from course_lib.checks.core import (
-    Case,
-    FunctionCheck,
-    Returned,
-    close_to,
-    fmt,
-    reference_cache,
-    register,
-)
+from course_lib.checks.core import Case, FunctionCheck, fmt, reference_cache, register
 from course_lib.datasets import load_sleepstudy
 from course_lib.mixed import lmer
 
@@ -59,38 +51,20 @@ def _w(n, tau2, sigma2):
     return pooling.shrinkage_factor(n, tau2, sigma2)
 
 
-def _complement(got: Returned, expected, args):
-    if close_to(got, 1 - np.asarray(expected)):
-        return ("you returned 1 − w, the weight of the population; w is the weight of the "
-                "group's own data, and grows with n.")
-
-
-def _no_n(got: Returned, expected, args):
-    n, tau2, sigma2 = args
-    if close_to(got, np.full(np.shape(n), tau2 / (tau2 + sigma2))):
-        return ("the variance of a group's mean is sigma2 / n, not sigma2: "
-                "w = tau2 / (tau2 + sigma2 / n).")
-
-
-def _squared(got: Returned, expected, args):
-    n, tau2, sigma2 = args
-    if close_to(got, _w(n, tau2 ** 2, sigma2 ** 2)) or close_to(got, _w(n, np.sqrt(tau2),
-                                                                        np.sqrt(sigma2))):
-        return "tau2 and sigma2 are already variances: use them as they are."
-
-
-register(
-    FunctionCheck(
-        part="ex3-shrinkage-factor", hidden=True, public="stored",
-        points=1,
-        function="shrinkage_factor",
-        draw=_draw_factors,
-        reference=_w,
-        diagnoses=[_complement, _no_n, _squared],
-        seed=3101,
-        success="{function} gives w = tau2 / (tau2 + sigma2 / n) on {n} inputs the check drew.",
-    )
-)
+_VARIANCES = "tau2 and sigma2 are already variances: use them as they are."
+register(FunctionCheck(
+    part="ex3-shrinkage-factor", points=1, function="shrinkage_factor", seed=3101,
+    draw=_draw_factors, reference=_w,
+    mistakes=[
+        (lambda n, t, s: 1 - _w(n, t, s), "you returned 1 − w, the weight of the population; w is the "
+                                          "weight of the group's own data, and grows with n."),
+        (lambda n, t, s: np.full(np.shape(n), t / (t + s)),
+         "the variance of a group's mean is sigma2 / n, not sigma2: w = tau2 / (tau2 + sigma2 / n)."),
+        (lambda n, t, s: _w(n, t ** 2, s ** 2), _VARIANCES),
+        (lambda n, t, s: _w(n, np.sqrt(t), np.sqrt(s)), _VARIANCES),
+    ],
+    success="{function} gives w = tau2 / (tau2 + sigma2 / n) on {n} inputs the check drew.",
+))
 
 # ---------------------------------------------------------------------------------------
 # ex3-ranef-by-hand: ranef_by_hand(data, beta, tau2, sigma2) -> Series by Subject
@@ -125,66 +99,33 @@ def _draw_random_intercepts(rng: np.random.Generator) -> list[Case]:
 
 def _ranef(data, beta, tau2, sigma2) -> pd.Series:
     # lme4's conditional modes from the fit that produced beta, tau2 and sigma2
-    modes = _lmer(RANDOM_INTERCEPT, data).ranef["Subject"]["(Intercept)"]
-    return modes.rename(index=str)
+    return _lmer(RANDOM_INTERCEPT, data).ranef["Subject"]["(Intercept)"].rename(index=str)
 
 
-def _mean_residuals(data, beta):
+def _shrunk(data, beta, weight):
+    """Each subject's mean residual times ``weight(n_j)``."""
     r = data["Reaction"] - beta[0] - beta[1] * data["Days"]
-    return r.groupby(data["Subject"].astype(str), observed=True)
+    groups = r.groupby(data["Subject"].astype(str), observed=True)
+    return groups.mean() * weight(groups.size())
 
 
-def _aligned(got: Returned, series: pd.Series):
-    if got.kind != "series" or set(got.index) != set(series.index):
-        return None
-    return np.array([series[k] for k in got.index])
-
-
-def _no_shrinkage(got: Returned, expected, args):
-    data, beta, tau2, sigma2 = args
-    target = _aligned(got, _mean_residuals(data, beta).mean())
-    if target is not None and np.allclose(got.array, target, rtol=1e-6, atol=1e-6):
-        return ("these are the raw mean residuals, the no-pooling estimates: multiply each by "
-                "its shrinkage factor w_j.")
-
-
-def _complement_weight(got: Returned, expected, args):
-    data, beta, tau2, sigma2 = args
-    groups = _mean_residuals(data, beta)
-    w = pd.Series(pooling.shrinkage_factor(groups.size().to_numpy(), tau2, sigma2),
-                  index=groups.size().index)
-    for candidate in ((1 - w) * groups.mean(), tau2 / (tau2 + sigma2) * groups.mean()):
-        target = _aligned(got, candidate)
-        if target is not None and np.allclose(got.array, target, rtol=1e-6, atol=1e-6):
-            return ("the weight of a subject's own mean is w_j = tau2 / (tau2 + sigma2 / n_j), "
-                    "with n_j that subject's number of rows.")
-
-
-def _flipped(got: Returned, expected, args):
-    target = _aligned(got, expected)
-    if target is not None and np.allclose(got.array, -target, rtol=1e-6, atol=1e-6):
-        return "a residual is Reaction − (beta[0] + beta[1] × Days); yours has the opposite sign."
-
-
-def _per_row(got: Returned, expected, args):
-    if got.array is not None and got.array.size == len(args[0]):
-        return "return one value per subject (a Series indexed by Subject), not one per row."
-
-
-register(
-    FunctionCheck(
-        part="ex3-ranef-by-hand", hidden=True,
-        points=1,
-        function="ranef_by_hand",
-        draw=_draw_random_intercepts,
-        reference=_ranef,
-        tolerance=(1e-6, 1e-6), public="stored",
-        diagnoses=[_per_row, _no_shrinkage, _complement_weight, _flipped],
-        seed=3202,
-        success="{function} equals lmer's random intercepts on {n} unbalanced subsets the "
-                "check drew.",
-    )
-)
+_N_J = ("the weight of a subject's own mean is w_j = tau2 / (tau2 + sigma2 / n_j), with n_j that subject's "
+        "number of rows.")
+register(FunctionCheck(
+    part="ex3-ranef-by-hand", points=1, function="ranef_by_hand", seed=3202,
+    draw=_draw_random_intercepts, reference=_ranef, tolerance=(1e-6, 1e-6),
+    mistakes=[
+        (lambda d, b, t, s: _shrunk(d, b, lambda n: 1.0),
+         "these are the raw mean residuals, the no-pooling estimates: multiply each by its shrinkage factor w_j."),
+        (lambda d, b, t, s: _shrunk(d, b, lambda n: 1 - _w(n.to_numpy(), t, s)), _N_J),
+        (lambda d, b, t, s: _shrunk(d, b, lambda n: t / (t + s)), _N_J),
+        (lambda d, b, t, s: d["Reaction"] - b[0] - b[1] * d["Days"],
+         "return one value per subject (a Series indexed by Subject), not one per row."),
+        (lambda d, b, t, s: -_ranef(d, b, t, s),
+         "a residual is Reaction − (beta[0] + beta[1] × Days); yours has the opposite sign."),
+    ],
+    success="{function} equals lmer's random intercepts on {n} unbalanced subsets the check drew.",
+))
 
 # ---------------------------------------------------------------------------------------
 # ex3-predict-held-out: predict_held_out(train, test, method) -> predictions for test rows
@@ -214,57 +155,39 @@ def _predict(train, test, method):
     return pooling.predict_held_out(train, test)[method].to_numpy()
 
 
-def _other_method(got: Returned, expected, args):
-    train, test, method = args
-    preds = pooling.predict_held_out(train, test)
-    for other in pooling.METHODS:
-        if other != method and close_to(got, preds[other].to_numpy(), rtol=1e-5, atol=1e-4):
-            return f"these are the '{other}' pooling predictions, not '{method}'."
+def _as(other):
+    """The predictions of another pooling method (a mistake where ``method`` differs)."""
+    def wrong(train, test, method):
+        if other == method:
+            raise ValueError("not a mistake on this case")
+        return _predict(train, test, other)
+    return wrong
 
 
-def _population_only(got: Returned, expected, args):
-    train, test, method = args
-    if method != "partial":
-        return None
-    fit = _lmer(RANDOM_BOTH, train)
-    if close_to(got, fit.predict(test, re_form="NA").to_numpy(), rtol=1e-5, atol=1e-4):
-        return ("you predicted with the fixed effects only (re_form=NA); partial pooling uses "
-                "each subject's own line: fit.predict(test).")
-
-
-def _fitted_on_all(got: Returned, expected, args):
-    train, test, method = args
+def _on_all(train, test, method):
     both = pd.concat([train, test], ignore_index=True)
     if method == "partial":
-        target = _lmer(RANDOM_BOTH, both).predict(test).to_numpy()
-    else:
-        table = (pooling.complete_pooling if method == "complete" else pooling.no_pooling)(both)
-        table = table.rename(index=str)
-        keys = test["Subject"].astype(str)
-        target = (table.loc[keys, "intercept"].to_numpy()
-                  + table.loc[keys, "slope"].to_numpy() * test["Days"].to_numpy())
-    if close_to(got, target, rtol=1e-5, atol=1e-4):
-        return "you fitted on the test rows too: fit on train only, then predict test."
+        return _lmer(RANDOM_BOTH, both).predict(test).to_numpy()
+    table = (pooling.complete_pooling if method == "complete" else pooling.no_pooling)(both).rename(index=str)
+    keys = test["Subject"].astype(str)
+    return table.loc[keys, "intercept"].to_numpy() + table.loc[keys, "slope"].to_numpy() * test["Days"].to_numpy()
 
 
-def _row_order(got: Returned, expected, args):
-    e = np.sort(np.asarray(expected))
-    if got.array is not None and got.array.shape == e.shape and np.allclose(
-            np.sort(got.array), e, rtol=1e-5, atol=1e-4):
-        return "right values, wrong order: return one prediction per row of test, in its order."
+def _population_only(train, test, method):
+    if method != "partial":  # (balanced days: the population line is complete pooling's)
+        raise ValueError("not a mistake on this case")
+    return _lmer(RANDOM_BOTH, train).predict(test, re_form="NA").to_numpy()
 
 
-register(
-    FunctionCheck(
-        part="ex3-predict-held-out", hidden=True,
-        points=1.5,
-        function="predict_held_out",
-        draw=_draw_splits,
-        reference=_predict,
-        tolerance=(1e-5, 1e-4), public="stored",
-        diagnoses=[_population_only, _other_method, _fitted_on_all, _row_order],
-        seed=3303,
-        success="{function} predicts held-out days with each pooling method on {n} inputs the "
-                "check drew.",
-    )
-)
+register(FunctionCheck(
+    part="ex3-predict-held-out", points=1.5, function="predict_held_out", seed=3303,
+    draw=_draw_splits, reference=_predict, tolerance=(1e-5, 1e-4),
+    mistakes=[
+        (_population_only, "you predicted with the fixed effects only (re_form=NA); partial pooling "
+                           "uses each subject's own line: fit.predict(test)."),
+        *[(_as(m), f"these are the '{m}' pooling predictions: use the method the argument names.")
+          for m in pooling.METHODS],
+        (_on_all, "you fitted on the test rows too: fit on train only, then predict test."),
+    ],
+    success="{function} predicts held-out days with each pooling method on {n} inputs the check drew.",
+))

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 import statsmodels.formula.api as smf
 
-from course_lib.checks.core import (
+from course_lib.checks.legacy import (
     Case,
     Check,
     CheckFailure,

@@ -43,7 +43,7 @@ import statsmodels.api as sm
 from scipy import special, stats
 
 from course_lib import lnp
-from course_lib.checks.core import (
+from course_lib.checks.legacy import (
     Case,
     Check,
     CheckFailure,

@@ -8,6 +8,7 @@ drawn here with ``course_lib.neurons.simulate_population``; no expected number i
 from __future__ import annotations
 
 import numpy as np
+from scipy import special, stats
 
 from course_lib import neurons
 from course_lib.checks.core import Case, FunctionCheck, register
@@ -72,3 +73,65 @@ register(
                 "GLMM on {n} populations the check drew.",
     )
 )
+
+# ---------------------------------------------------------------------------------------
+# ex6-deviance: mean_poisson_deviance(y, mu) ; ex6-dispersion: pearson_dispersion(y, mu, n_params)
+
+
+def _draw_counts(rng: np.random.Generator) -> list[Case]:
+    cases = []
+    for n in (12, 60, 250):  # low rates, so that every case has zero counts
+        mu = rng.gamma(2.0, rng.uniform(0.5, 3.0), size=n) + 0.05
+        y = rng.poisson(mu * rng.gamma(3.0, 1 / 3.0, size=n)).astype(float)
+        y[rng.integers(n)] = 0.0
+        cases.append(Case((y, mu, int(rng.integers(2, 9))), f"{n} counts ({int((y == 0).sum())} zeros), "
+                                                            f"mean {y.mean():.3g}"))
+    return cases
+
+
+def _deviance(y, mu):
+    return float(np.mean(2 * (special.xlogy(y, y / mu) - (y - mu))))
+
+
+def _log_of_zero(y, mu):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.mean(2 * (y * np.log(y / mu) - (y - mu))))
+
+
+register(FunctionCheck(
+    part="ex6-deviance", points=0.5, function="mean_poisson_deviance", seed=6202,
+    draw=lambda rng: [Case(c.args[:2], c.label) for c in _draw_counts(rng)], reference=_deviance,
+    tolerance=(1e-5, 1e-8),
+    mistakes=[
+        (_log_of_zero,
+         "y log(y/μ) is 0 where y = 0 (its limit): use scipy.special.xlogy(y, y / mu)."),
+        (lambda y, mu: _deviance(y, mu) / 2, "the deviance has a factor 2: 2 [y log(y/μ) − (y − μ)]."),
+        (lambda y, mu: _deviance(y, mu) * len(y), "return the mean over counts, not the sum."),
+        (lambda y, mu: float(np.mean(2 * special.xlogy(y, y / mu))),
+         "you left out −(y − μ): on held-out counts it does not cancel."),
+        (lambda y, mu: float(-np.mean(stats.poisson.logpmf(y, mu))),
+         "this is the negative log-likelihood; the deviance compares it with the saturated model's."),
+    ],
+    success="{function} gives the mean Poisson deviance, zero counts included, on {n} inputs the check drew.",
+))
+
+
+def _dispersion(y, mu, n_params):
+    return float(np.sum((y - mu) ** 2 / mu) / (len(y) - n_params))
+
+
+register(FunctionCheck(
+    part="ex6-dispersion", points=0.5, function="pearson_dispersion", seed=6303,
+    draw=_draw_counts, reference=_dispersion, tolerance=(1e-5, 1e-8),
+    mistakes=[
+        (lambda y, mu, p: _dispersion(y, mu, 0),
+         "divide by the residual degrees of freedom, n − n_params, not by n."),
+        (lambda y, mu, p: _dispersion(y, mu, p) * (len(y) - p),
+         "this is Pearson's χ²: divide it by its degrees of freedom, n − n_params."),
+        (lambda y, mu, p: float(np.sum((y - mu) ** 2) / (len(y) - p)),
+         "a Pearson residual divides by the Poisson SD: (y − μ)² / μ."),
+        (lambda y, mu, p: float(np.sum(2 * (special.xlogy(y, y / mu) - (y - mu))) / (len(y) - p)),
+         "this is the deviance over df; the part asks for Pearson's χ², Σ (y − μ)² / μ."),
+    ],
+    success="{function} gives Pearson's χ² / (n − n_params) on {n} inputs the check drew.",
+))
