@@ -646,7 +646,8 @@ class LmerFit:
 
     def coef_table(self, ddf: str = "Satterthwaite") -> pd.DataFrame:
         """Fixed effects with Satterthwaite's df and p-values, as lmerTest's ``summary``:
-        columns Estimate, Std. Error, df, t value, Pr(>|t|). ``ddf="lme4"`` gives lme4's
+        columns Estimate, Std. Error, df, t value, Pr(>|t|). ``ddf="Kenward-Roger"`` gives
+        pbkrtest's adjusted standard errors and df (REML fits), ``ddf="lme4"`` lme4's
         table without df. See :mod:`course_lib.mixed.inference`."""
         from course_lib.mixed.inference import coef_table
         return coef_table(self, ddf)

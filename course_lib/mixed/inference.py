@@ -152,15 +152,20 @@ def coef_table(fit, ddf: str = "Satterthwaite") -> pd.DataFrame:
     Parameters
     ----------
     fit : LmerFit
-    ddf : {"Satterthwaite", "lme4"}
-        "lme4" gives lme4's own table (no df, no p-value).
+    ddf : {"Satterthwaite", "Kenward-Roger", "lme4"}
+        "Kenward-Roger" adjusts the standard errors too (REML fits; see
+        :mod:`course_lib.mixed.kenward_roger`); "lme4" gives lme4's own table (no df, no
+        p-value).
     """
     if ddf == "lme4":
         return pd.DataFrame({"Estimate": fit.fixef, "Std. Error": fit.fixef_se,
                              "t value": fit.fixef / fit.fixef_se})
+    if ddf == "Kenward-Roger":
+        from course_lib.mixed.kenward_roger import coef_table as kr_table
+        return kr_table(fit)
     if ddf != "Satterthwaite":
-        raise ValueError(f"ddf must be 'Satterthwaite' or 'lme4', got {ddf!r} "
-                         f"(Kenward-Roger is not implemented)")
+        raise ValueError(f"ddf must be 'Satterthwaite' or 'lme4' or 'Kenward-Roger', got "
+                         f"{ddf!r}")
     s = fit._satterthwaite
     rows = [s.t_test(row) for row in np.eye(len(fit.fixef))]
     return pd.DataFrame(rows, index=fit.fixef.index,
