@@ -250,9 +250,9 @@ def boot_intervals(fit, level: float, nsim: int, seed: int, progress: bool,
     the processes only share out the refits (``concurrent.futures``, each worker receiving
     the fit once). ``n_jobs=1`` runs in this process, and is the default because it was the
     faster on the course's 2 shared cores: 1,000 refits of sleepstudy's ``(Days | Subject)``
-    took 8.5 s in one process and 11.2 s in two (load 2.8; each worker first imports the
-    package, and the other core was busy). More processes help on an idle machine with more
-    cores, for larger models.
+    took 8.5-11.5 s in one process and 9.6-16.1 s in two (4 comparisons at load 2.8-4.9;
+    two won once; each worker first imports the package, and the other core was busy).
+    More processes help on an idle machine with more cores, for larger models.
     """
     sims = fit.simulate(nsim, seed=seed)
     bar = None
