@@ -5,7 +5,8 @@ tests/reference/engine/kenward_roger_reference.R (R 4.2.2, lme4 1.1-31, lmerTest
 pbkrtest): ``coef(summary(fit, ddf = "Kenward-Roger"))`` of tightly converged REML fits on
 sleepstudy (slopes, intercepts, a 10-level factor; balanced, and unbalanced by missing values)
 and Machines (nested, correlated slopes).
-The promise: 2e-3 relative in the standard errors, df, t and p (measured: 1e-5).
+Also ``anova(fit, type = 3, ddf = "Kenward-Roger")``: F tests of 1, 2 and 9 numerator df.
+The promise: 2e-3 relative in the standard errors, df, t, F and p (measured: 1e-5).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from course_lib.datasets import load_sleepstudy
-from course_lib.mixed import kenward_roger, lmer
+from course_lib.mixed import anova, kenward_roger, lmer
 from mixed_data import dataset
 
 HERE = Path(__file__).parent / "reference" / "engine"
@@ -35,6 +36,19 @@ def test_kenward_roger_coefficient_table_matches_pbkrtest(key):
             [got["Estimate"], got["Std. Error"], got["df"], got["t value"], got["Pr(>|t|)"]],
             [row["estimate"], row["se"], row["df"], row["t"], row["p"]], rtol=2e-3,
             err_msg=f"{ref['call']}: {row['term']}")
+
+
+@pytest.mark.parametrize("key", list(REF))
+def test_kenward_roger_type3_f_tests_match_lmertest_including_multilevel_factors(key):
+    ref = REF[key]
+    table = anova(lmer(ref["formula"], dataset(ref["data"])), ddf="Kenward-Roger")
+    assert list(table.index) == [row["term"] for row in ref["anova"]]
+    for row in ref["anova"]:
+        got = table.loc[row["term"]]
+        assert got["NumDF"] == row["numdf"]
+        np.testing.assert_allclose([got["DenDF"], got["F value"], got["Pr(>F)"]],
+                                   [row["dendf"], row["F"], row["p"]], rtol=2e-3,
+                                   err_msg=f"{ref['call']}: {row['term']}")
 
 
 def test_kenward_roger_inflates_the_standard_errors_of_an_unbalanced_design_only():

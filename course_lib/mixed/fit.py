@@ -709,7 +709,7 @@ def anova(*fits: LmerFit, names: list[str] | None = None, refit: bool = True,
         Row labels, one per fit in the order given; ``model1``, ``model2``... by default.
     refit : bool, default True
         Refit REML fits by ML before comparing.
-    ddf : {"Satterthwaite"}
+    ddf : {"Satterthwaite", "Kenward-Roger"}
         Denominator degrees of freedom of the F tests of a single fit.
 
     Returns

@@ -173,7 +173,8 @@ def coef_table(fit, ddf: str = "Satterthwaite") -> pd.DataFrame:
 
 
 def anova_table(fit, ddf: str = "Satterthwaite") -> pd.DataFrame:
-    """lmerTest's type III ANOVA table: one F test per term of the fixed part.
+    """lmerTest's type III ANOVA table: one F test per term of the fixed part, with
+    Satterthwaite's or Kenward-Roger's (REML fits) denominator df.
 
     Each term is tested by the joint hypothesis that all its coefficients are zero, which is
     lmerTest's type III test for every term not contained in an interaction (a multi-level
@@ -185,10 +186,14 @@ def anova_table(fit, ddf: str = "Satterthwaite") -> pd.DataFrame:
     pandas.DataFrame
         Columns Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F), one row per term.
     """
-    if ddf != "Satterthwaite":
-        raise ValueError(f"ddf must be 'Satterthwaite', got {ddf!r}")
+    if ddf not in ("Satterthwaite", "Kenward-Roger"):
+        raise ValueError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger', got {ddf!r}")
     terms = _term_columns(fit)
-    s = fit._satterthwaite
+    if ddf == "Kenward-Roger":
+        from course_lib.mixed.kenward_roger import KenwardRoger
+        s = KenwardRoger(fit)
+    else:
+        s = fit._satterthwaite
     rows, names = [], []
     for term, cols in terms.items():
         contained = [other for other in terms if other != term

@@ -22,9 +22,11 @@ n x n patterns of Z, and I for sigma^2), and
 
 W = 2 I^{-1} (the covariance of gamma-hat), the adjusted covariance is
 Phi_A = Phi + 2 Phi U Phi with U = sum_rs W_rs (Q_rs - P_r Phi P_s), and a contrast L
-(here one coefficient at a time) gets the df of pbkrtest's ``Lb_ddf`` from
+(one coefficient in ``coef_table``) gets the df of pbkrtest's ``Lb_ddf`` from
 A1 = sum W_rs tr(T P_r) tr(T P_s), A2 = sum W_rs tr(T P_r T P_s), T = Theta Phi,
-Theta = L^T (L Phi L^T)^-1 L. The code follows pbkrtest 0.5's ``vcovAdj`` and ``Lb_ddf``
+Theta = L^T (L Phi L^T)^-1 L. A q-row L (a type III F test of a term) is tested by the
+Wald statistic on Phi_A over q, scaled as pbkrtest's ``KRmodcomp``, as lmerTest's ``anova``
+does. The code follows pbkrtest 0.5's ``vcovAdj``, ``Lb_ddf`` and ``KRmodcomp``
 step by step (no Python library implements Kenward-Roger for mixed models), with dense
 n x n matrices as pbkrtest does, so it is refused above ``KR_MAX_ROWS`` rows.
 """
@@ -97,9 +99,9 @@ def kenward_roger(fit) -> dict:
     return {"Phi": Phi, "PhiA": Phi + 2 * Phi @ U @ Phi, "P": P, "W": W}
 
 
-def ddf(L: np.ndarray, kr: dict) -> float:
-    """pbkrtest's ``Lb_ddf``: Kenward-Roger's denominator df of the contrast rows L."""
-    L = np.atleast_2d(L)
+def _moments(L: np.ndarray, kr: dict) -> tuple[float, float]:
+    """The denominator df of the rows L and the scaling of the F statistic, as pbkrtest's
+    ``KRmodcomp`` (its ``Lb_ddf`` is the same df for one row)."""
     V0, P, W = kr["Phi"], kr["P"], kr["W"]
     theta = L.T @ np.linalg.solve(L @ V0 @ L.T, L)
     TV = theta @ V0
@@ -120,8 +122,39 @@ def ddf(L: np.ndarray, kr: dict) -> float:
     v0 = 0.0 if abs(v0) < 1e-10 else v0
     v1, v2 = 1 - c2 * B, 1 - c3 * B
     ratio = (1 - a2 / q) / v1 if v1 != 0 else 0.0  # pbkrtest's .divZero
-    rho = ratio ** 2 * v0 / v2
-    return float(4 + (q + 2) / (q * rho - 1))
+    rho = ratio ** 2 * v0 / (q * v2)
+    df2 = 4 + (q + 2) / (q * rho - 1)
+    scaling = 1.0 if abs(df2 - 2) < 1e-2 else df2 * (1 - a2 / q) / (df2 - 2)
+    return float(df2), float(scaling)
+
+
+def ddf(L: np.ndarray, kr: dict) -> float:
+    """pbkrtest's ``Lb_ddf``: Kenward-Roger's denominator df of the contrast rows L."""
+    return _moments(np.atleast_2d(L), kr)[0]
+
+
+def f_test(L: np.ndarray, beta: np.ndarray, kr: dict) -> tuple[float, int, float, float]:
+    """F value, numerator df, denominator df and p of the joint test L beta = 0, as
+    lmerTest's ``anova(ddf = "Kenward-Roger")``: the Wald statistic on Phi_A over q, scaled
+    as pbkrtest's ``KRmodcomp`` for q > 1 rows, the square of the t value for one row."""
+    L = np.atleast_2d(L)
+    q = L.shape[0]
+    Lb = L @ beta
+    wald = float(Lb @ np.linalg.solve(L @ kr["PhiA"] @ L.T, Lb))
+    df2, scaling = _moments(L, kr)
+    F = wald / q * (scaling if q > 1 else 1.0)
+    return F, q, df2, float(scipy.stats.f.sf(F, q, df2))
+
+
+class KenwardRoger:
+    """The F tests of one fit (the interface of inference.Satterthwaite's ``f_test``)."""
+
+    def __init__(self, fit):
+        self.kr = kenward_roger(fit)
+        self.beta = fit.fixef.to_numpy()
+
+    def f_test(self, L: np.ndarray) -> tuple[float, int, float, float]:
+        return f_test(L, self.beta, self.kr)
 
 
 def coef_table(fit) -> pd.DataFrame:

@@ -1,5 +1,6 @@
 # Reference numbers for tests/test_mixed_kenward_roger.py: lmerTest's coefficient tables with
-# Kenward-Roger's df and adjusted standard errors (pbkrtest's vcovAdj and Lb_ddf).
+# Kenward-Roger's df and adjusted standard errors (pbkrtest's vcovAdj and Lb_ddf), and its
+# type III F tests (anova(fit, ddf = "Kenward-Roger")).
 #
 # Regenerate (R >= 4 with lmerTest, pbkrtest, lme4, nlme and jsonlite):
 #     Rscript tests/reference/engine/kenward_roger_reference.R
@@ -30,12 +31,15 @@ out <- list()
 for (m in models) {
   fit <- lmer(as.formula(m[[3]]), data = m[[4]], REML = TRUE, control = tight)
   ct <- coef(summary(fit, ddf = "Kenward-Roger"))
+  an <- anova(fit, type = 3, ddf = "Kenward-Roger")
   out[[m[[1]]]] <- list(
     data = m[[2]], formula = m[[3]],
-    call = sprintf("coef(summary(lmer(%s, %s, control = tight), ddf = \"Kenward-Roger\"))",
+    call = sprintf("summary/anova(lmer(%s, %s, control = tight), ddf = \"Kenward-Roger\")",
                    m[[3]], m[[2]]),
     coef = lapply(seq_len(nrow(ct)), function(i) list(term = rownames(ct)[i],
-      estimate = ct[i, 1], se = ct[i, 2], df = ct[i, 3], t = ct[i, 4], p = ct[i, 5])))
+      estimate = ct[i, 1], se = ct[i, 2], df = ct[i, 3], t = ct[i, 4], p = ct[i, 5])),
+    anova = lapply(seq_len(nrow(an)), function(i) list(term = rownames(an)[i],
+      numdf = an[i, "NumDF"], dendf = an[i, "DenDF"], F = an[i, "F value"], p = an[i, "Pr(>F)"])))
   cat(m[[1]], "done\n")
 }
 meta <- list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
