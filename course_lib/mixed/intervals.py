@@ -22,7 +22,8 @@ Here the ends are found by root finding on zeta itself, where lme4 interpolates 
 through a grid of profile points.
 
 Wald intervals are beta-hat -/+ z SE (none for variance parameters, as lme4). The parametric
-bootstrap simulates responses from the fit, refits each, and takes percentiles.
+bootstrap simulates responses from the fit, refits each (in ``n_jobs`` processes if asked,
+with the same result), and takes percentiles.
 """
 
 from __future__ import annotations
