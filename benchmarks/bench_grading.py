@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         sampler.start()
         start = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-m", "course_lib.grading", str(assignment), str(folder),
+            [sys.executable, "-m", "course_grade", "grade", str(assignment), str(folder),
              "--out", str(out), "--jobs", str(args.jobs), "--no-progress"],
             capture_output=True, text=True, cwd=ROOT,
         )

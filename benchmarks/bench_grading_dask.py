@@ -1,4 +1,4 @@
-"""What grading on a Dask cluster costs: ``course-grade --scheduler local:N`` against the
+"""What grading on a Dask cluster costs: ``course-grade grade --scheduler local:N`` against the
 local backend (``--jobs N``), on the same machine, in the same run.
 
     python benchmarks/bench_grading_dask.py [ASSIGNMENT] [--copies 200] [--workers 2]
@@ -45,7 +45,7 @@ def run(assignment: Path, folder: Path, out: Path, extra: list[str]) -> tuple[fl
     """Grade ``folder`` with ``extra`` options; wall seconds and results.json."""
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "course_lib.grading", str(assignment), str(folder), "--out", str(out),
+        [sys.executable, "-m", "course_grade", "grade", str(assignment), str(folder), "--out", str(out),
          "--no-progress", *extra],
         capture_output=True, text=True, cwd=ROOT,
     )

@@ -15,9 +15,11 @@ bayes       Bayesian hierarchical models of a treatment effect, fitted with NumP
 lnp         linear-nonlinear-Poisson receptive fields: likelihood, fits, lags, SVD, regularisation
 checks      the exercise checks: each runs a student's code on inputs it draws, then judges
 release     makes the student copies of the exercise notebooks
-grading     course-grade: grades a class's submissions in a sandbox, safely and resumably
 book        helpers for the book's pages (glue computed numbers into the prose)
 plotting    one style for every figure, and offline Altair charts
+
+The grader (``course-grade``) is the separate package ``course_grade``, installed with the
+``grade`` extra; it imports ``course_lib.checks``, and nothing here imports it.
 """
 
 __version__ = "0.1.0"

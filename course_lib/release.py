@@ -382,7 +382,7 @@ def student_tree(root: Path, dest: Path, repository: str | None = None) -> list[
 
     The topic modules stay because the chapters use them, and some implement what an
     exercise asks for (``course_lib.lnp.negloglik``); the grader gives 0 to a part whose
-    answer uses them (:mod:`course_lib.grading.integrity`).
+    answer uses them (:mod:`course_grade.integrity`).
 
     Parameters
     ----------

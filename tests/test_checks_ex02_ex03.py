@@ -6,6 +6,7 @@ course_lib.pooling; the "student" functions here are written independently (nump
 lmer's accessors)."""
 
 import json
+import re
 
 import numpy as np
 import scipy.stats
@@ -104,7 +105,7 @@ CORRECT = {
 MISTAKES = [
     ("ex2-variance-components", lambda d: variance_components(d) ** 2, "these are variances"),
     ("ex2-variance-components", lambda d: variance_components(d, REML=False), "maximum likelihood"),
-    ("ex2-variance-components", lambda d: variance_components(d)[::-1], "in the order"),
+    ("ex2-variance-components", lambda d: variance_components(d)[::-1], "wrong order"),
     ("ex2-variance-components", lambda d: np.insert(fit2_sds(d), 1, 0.0), "random-intercept model"),
     ("ex2-slope-range", lambda b, t: np.array([b - t, b + t]), "68%"),
     ("ex2-slope-range", lambda b, t: typical_range(b, np.sqrt(t)), "already a standard deviation"),
@@ -120,7 +121,7 @@ MISTAKES = [
      "not a sample"),
     ("ex2-fixed-or-random", lambda d: "fixed", "sample of a larger population"),
     ("ex2-fixed-or-random", lambda d: fixed_or_random(d).upper(), "exactly 'fixed' or 'random'"),
-    ("ex2-residual-sd", lambda d: residual_sds(d)[::-1], "linear model's σ first"),
+    ("ex2-residual-sd", lambda d: residual_sds(d)[::-1], "wrong order"),
     ("ex2-residual-sd",
      lambda d: np.array([smf.ols("Reaction ~ 1 + Days", data=d).fit().resid.std(ddof=0),
                          lmer(FIT_4, d).sigma]), "n − 2"),
@@ -129,9 +130,17 @@ MISTAKES = [
     ("ex2-fixed-or-random",  # the boundary: 4 levels are enough
      lambda d: "fixed" if d["levels_are_question"] or not d["levels_are_sample"] or d["n_levels"] <= 4
      else "random", "at least 4 sampled levels"),
-    ("ex2-lrt", lambda d: lrt_random_slopes(d) * np.array([1, 0.5, 1]), "2 degrees of freedom"),
-    ("ex2-lrt", lambda d: lrt_random_slopes(d) * np.array([-1, 1, 1]), ""),  # fit_2's minus fit_4's deviance
-    ("ex2-lrt", lambda d: np.abs(lrt_random_slopes(d) - np.array([0, 0, 1])), ""),  # the cdf, not sf
+    ("ex2-lrt", lambda d: np.array([lrt_random_slopes(d)[0], 1.0, scipy.stats.chi2.sf(lrt_random_slopes(d)[0], 1)]),
+     "2 degrees of freedom"),
+    ("ex2-lrt", lambda d: (lambda c: np.array([c, 2, scipy.stats.chi2.sf(c, 2)]))(-lrt_random_slopes(d)[0]),
+     "it is positive"),  # fit_4's deviance minus fit_2's
+    ("ex2-lrt", lambda d: np.abs(lrt_random_slopes(d) - np.array([0, 0, 1])), "upper tail"),  # the cdf, not sf
+    ("ex2-variance-components", lambda d: lmer(FIT_4, d).VarCorr["sdcor"].to_numpy(), ""),  # with the correlation
+    ("ex2-slope-range", lambda b, t: np.array([b - 2.576 * t, b + 2.576 * t]), ""),  # the middle 99%
+    ("ex2-residual-sd", lambda d: np.array([np.sqrt(smf.ols("Reaction ~ 1 + Days", data=d).fit().scale),
+                                            lmer(FIT_2, d).sigma]), ""),  # sigma of fit_2
+    ("ex2-lrt", lambda d: np.array([lrt_random_slopes(d)[0] / 2, 2.0, scipy.stats.chi2.sf(lrt_random_slopes(d)[0] / 2, 2)]),
+     ""),  # the log-likelihood difference, not twice it
     ("ex3-shrinkage-factor", lambda n, t, s: 1 - shrinkage_factor(n, t, s), "1 − w"),
     ("ex3-shrinkage-factor", lambda n, t, s: shrinkage_factor(np.ones(np.shape(n)), t, s),
      "sigma2 / n"),
@@ -208,10 +217,10 @@ def test_points_of_exercises_2_and_3():
     assert table.loc[[p for p in table.index if p.startswith("ex3-")], "points"].sum() == 3.5
 
 
-def test_a_label_that_is_not_a_string_is_a_type_failure():
+def test_a_label_that_is_not_a_string_fails_saying_what_came_back():
     verdict = checks.run("ex2-fixed-or-random", lambda d: 1)
-    assert verdict.status == "failed" and verdict.message.startswith("type:")
-    assert "should be the string 'fixed' or 'random'" in verdict.message
+    assert verdict.status == "failed" and verdict.points == 0
+    assert re.search(r"should be '(fixed|random)', got an array", verdict.message), verdict.message
 
 
 def test_label_stub_reports_not_implemented():
@@ -228,8 +237,9 @@ def test_label_judge_rebuilds_the_verdict_from_plain_json():
     chk = checks.get_check("ex2-fixed-or-random")
     collected = json.loads(json.dumps(chk.collect(fixed_or_random)))
     assert chk.judge(collected).passed
-    forged = {"outputs": [{"kind": "array", "shape": [2], "values": [1.0, 1.0]}] * 8}
-    assert not chk.judge(forged).passed
+    for label in ("fixed", "random"):  # a forged record of one label for every design fails
+        assert not chk.judge({"outputs": [{"kind": "text", "value": label}] * 8}).passed
+    assert not chk.judge({"outputs": [{"kind": "array", "shape": [2], "values": [1.0, 1.0]}] * 8}).passed
 
 
 def test_drawn_designs_cover_every_branch_of_the_rule():
@@ -258,6 +268,24 @@ def test_checks_draw_only_converged_subsets():
 #: A plausible wrong answer per part, run in the student tree's notebook, and words of its hint
 #: there (tests/test_release.py).
 WRONG_IN_TREE = {
+    "ex2-variance-components": ("def variance_components(data):\n"
+                                "    vc = lmer('Reaction ~ 1 + Days + (1 + Days | Subject)', data).VarCorr\n"
+                                "    return vc.loc[vc['var2'].isna(), 'vcov'].to_numpy()\n", "these are variances"),
+    "ex2-slope-range": ("def typical_range(beta, tau):\n"
+                        "    return np.array([beta - tau, beta + tau])\n", "68%"),
+    "ex2-fixed-or-random": ("def fixed_or_random(design):\n"
+                            "    sampled = design['levels_are_sample'] and not design['levels_are_question']\n"
+                            "    return 'random' if sampled and design['n_levels'] > 4 else 'fixed'\n",
+                            "at least 4 sampled levels"),
+    "ex2-residual-sd": ("def residual_sds(data):\n"
+                        "    ols = smf.ols('Reaction ~ 1 + Days', data=data).fit()\n"
+                        "    mixed = lmer('Reaction ~ 1 + Days + (1 + Days | Subject)', data)\n"
+                        "    return np.array([np.std(ols.resid), mixed.sigma])\n", "n − 2"),
+    "ex2-lrt": ("def lrt_random_slopes(data):\n"
+                "    from scipy import stats\n"
+                "    row = anova(lmer('Reaction ~ 1 + Days + (1 | Subject)', data),\n"
+                "                lmer('Reaction ~ 1 + Days + (1 + Days | Subject)', data)).iloc[1]\n"
+                "    return np.array([row['Chisq'], 1, stats.chi2.sf(row['Chisq'], 1)])\n", "2 degrees of freedom"),
     "ex3-shrinkage-factor": ("def shrinkage_factor(n, tau2, sigma2):\n"
                              "    return 1 - tau2 / (tau2 + sigma2 / np.asarray(n))\n", "1 − w"),
     "ex3-ranef-by-hand": ("def ranef_by_hand(data, beta, tau2, sigma2):\n"

@@ -179,6 +179,11 @@ def fit_starts_at_truth(c, s, dt, R):  # mistake 6 (W_TRUE is a global, as in th
                              method="L-BFGS-B").x
 
 
+def fit_starts_at_the_notebooks_truth(c, s, dt, R):  # mistake 6, the notebook's w_true (it sums to 1)
+    w_true = lnp.gaussian_rf(15, width=2.0, normalize="sum")
+    return optimize.minimize(negloglik, w_true, args=(c, s, dt, R), jac=True, method="L-BFGS-B").x
+
+
 def fit_normalised_by_sum(c, s, dt, R):  # mistake 7
     w = fit_rf(c, s, dt, R)
     return w / w.sum()
@@ -225,6 +230,7 @@ MISTAKES = [
     (4, "ex5-negloglik", negloglik_keeps_log_factorial, "you kept Σ_t log c_t! in the objective"),
     (5, "ex5-fit", fit_returns_jac, "the estimate is res.x"),
     (6, "ex5-fit", fit_starts_at_truth, "start from zeros"),
+    (6, "ex5-fit", fit_starts_at_the_notebooks_truth, "start from zeros"),
     (7, "ex5-fit", fit_normalised_by_sum, "normalised the estimate by its sum"),
     (8, "ex5-binning", bin_counts_misaligned, "shifted by one frame"),
     (8, "ex5-lagged", fit_lags_wrong_direction, "lags go the wrong way"),
@@ -455,6 +461,14 @@ def test_a_ridge_fit_is_not_the_maximum_likelihood_fit(alpha):
     assert_fails_with_hint("ex5-fit", lambda c, s, dt, R: fit_ridge(c, s, dt, R, alpha), "penalised (ridge) fit")
 
 
+def test_a_fit_started_at_the_spike_triggered_average_passes():  # informed by the data, not by the truth
+    def sta_start(c, s, dt, R):
+        sta = s.T @ c / c.sum()
+        return optimize.minimize(negloglik, sta, args=(c, s, dt, R), jac=True, method="L-BFGS-B").x
+
+    assert_full_points("ex5-fit", sta_start)
+
+
 def test_fit_by_another_optimiser_passes():
     assert_full_points("ex5-fit", lambda c, s, dt, R: optimize.minimize(
         negloglik, np.zeros(s.shape[1]), args=(c, s, dt, R), jac=True, method="BFGS").x)
@@ -508,3 +522,191 @@ def test_more_valid_alternatives_pass(part, answer):
 ])
 def test_more_wrong_answers_fail(part, wrong):
     _fails(part, wrong)
+
+
+# ------------------------------------------------------------------ every part: its reference passes, and
+# at least three wrong and two valid answers for the parts not covered above
+
+
+def test_each_parts_reference_passes_its_own_check():
+    for part in CORRECT:
+        chk = checks.get_check(part)
+        assert chk.judge(chk.collect(chk.reference)).passed, part
+
+
+def fit_lags_bfgs_with_intercept(counts, frames, lags, dt):  # another optimiser, the rate as log R
+    m, n = max(lags), len(counts)
+    y, cols = counts[m:], []
+    for L in lags:
+        X = np.column_stack([frames[m - L: n - L], np.ones(n - m)])
+
+        def f(b):
+            eta = X @ b + np.log(dt)
+            return np.exp(eta).sum() - y @ eta, X.T @ (np.exp(eta) - y)
+
+        cols.append(optimize.minimize(f, np.zeros(X.shape[1]), jac=True, method="BFGS").x[:-1])
+    return np.column_stack(cols)
+
+
+def _figure_of_panels(ws, titles, shape, transpose=False, cmap="RdBu_r"):
+    fig, axes = plt.subplots(1, len(ws))
+    for ax, w, title in zip(np.atleast_1d(axes), ws, titles):
+        img = np.reshape(w, shape)
+        ax.imshow(img.T if transpose else img, cmap=cmap)
+        ax.set_title(title)
+    return fig
+
+
+def _space_time(x_of_v=lambda lag_times, v: lag_times, label=True, vertical=False):
+    def plot(u, v, frame_shape, lag_times):
+        fig, (a1, a2) = plt.subplots(2 if vertical else 1, 1 if vertical else 2)
+        a1.imshow(u.reshape(frame_shape), cmap="RdBu_r")
+        a2.plot(x_of_v(lag_times, v), v, marker="o")
+        a2.axhline(0, color="grey")
+        if label:
+            a2.set(title="time course", xlabel="lag (s)", ylabel="weight")
+        return fig
+    return plot
+
+
+@pytest.mark.parametrize("part,answer", [
+    ("ex5-lagged", fit_lags_bfgs_with_intercept),
+    ("ex5-response-plot", lambda ax, c, r, dt: (
+        ax.step(np.arange(len(c)) * dt, c, where="post", label="c"), ax.plot(np.arange(len(c)) * dt, r, "k--", label="r"),
+        ax.legend(), ax.set(title="t", xlabel="time (s)", ylabel="count"))),
+    ("ex5-lagged-plots", lambda W, shape, lags: _figure_of_panels(list(W.T), [f"lag = {L} frames" for L in lags], shape)),
+    ("ex5-lagged-plots", lambda W, shape, lags: (lambda fig: (fig.colorbar(fig.axes[0].images[0], ax=fig.axes), fig)[1])(
+        _figure_of_panels(list(W.T), [f"L{L}" for L in lags], shape, cmap="gray"))),
+    ("ex5-space-time-plots", _space_time(vertical=True)),
+    ("ex5-space-time-plots", lambda u, v, shape, lag_times: (lambda fig: (fig.axes[1].set_xlim(-0.1, 1), fig)[1])(
+        _space_time()(u, v, shape, list(lag_times)))),
+])
+def test_other_valid_answers_pass(part, answer):
+    assert_full_points(part, answer)
+
+
+def svd_uncentred(W):
+    U, S, Vt = np.linalg.svd(W, full_matrices=False)
+    sign = np.sign(U[np.argmax(np.abs(U[:, 0])), 0])
+    return sign * U[:, 0], sign * Vt[0], S[0]
+
+
+@pytest.mark.parametrize("part,wrong,hint_words", [
+    ("ex5-lagged-plots", lambda W, shape, lags: _figure_of_panels(list(W.T), [f"lag {L}" for L in lags], shape,
+                                                                  transpose=True), "transposed"),
+    ("ex5-lagged-plots", lambda W, shape, lags: _figure_of_panels(list(W.T), ["" for L in lags], shape), "title each panel"),
+    ("ex5-lagged-plots", lambda W, shape, lags: _figure_of_panels(list(W.T)[:-1], [f"lag {L}" for L in lags], shape),
+     "one Axes per lag"),
+    ("ex5-space-time-plots", _space_time(x_of_v=lambda lag_times, v: np.arange(len(v))), "ax.plot(lag_times, v1)"),
+    ("ex5-space-time-plots", _space_time(label=False), "axis labels"),
+    ("ex5-space-time-plots", lambda u, v, shape, lag_times: _space_time()(u, v, shape[::-1], lag_times), "reshape"),
+    ("ex5-alpha-plots", lambda ws, alphas, shape: _alpha_plots("RdBu_r", True)(ws[::-1], alphas, shape), ""),
+    ("ex5-ridge", lambda c, s, dt, R, alpha: fit_ridge(c, s, dt, R, 0.0), "unpenalised"),
+    ("ex5-ridge", lambda c, s, dt, R, alpha: fit_ridge(c, s, dt, R, 2 * alpha), "twice too strong"),
+    ("ex5-lagged", lambda counts, frames, lags, dt: fit_lags(counts, frames, lags, dt).T, "np.column_stack"),
+    ("ex5-negloglik", lambda w, c, s, dt, R: tuple(-x for x in negloglik(w, c, s, dt, R)), "you returned log L"),
+    ("ex5-svd", lambda W: (*space_time_svd(W)[:2], space_time_svd(W)[2] ** 2), ""),
+    ("ex5-svd", svd_uncentred, "subtract the mean"),
+])
+def test_other_wrong_answers_fail_with_their_hint(part, wrong, hint_words):
+    assert_fails_with_hint(part, wrong, hint_words)
+
+
+#: A plausible wrong answer per part, run in the student tree's notebook (after its setup cell,
+#: with every other part's wrong answer too, so each is self-contained), and words of its hint there.
+WRONG_IN_TREE = {
+    "ex5-sampler": ("def sample_lnp(w, n_t, dt, R, v, seed):\n"
+                    "    rng = np.random.default_rng(seed)\n"
+                    "    s = rng.normal(0.0, v, size=(n_t, len(w)))\n"
+                    "    r = np.exp(s @ w) * dt * R\n"
+                    "    return rng.poisson(r), r, s\n", "standard deviation"),
+    "ex5-response-plot": ("def plot_response(ax, c, r, dt):\n"
+                          "    ax.plot(c, label='c'); ax.plot(r, label='r'); ax.legend()\n"
+                          "    ax.set(title='response', xlabel='bin', ylabel='count')\n", "time in seconds"),
+    "ex5-negloglik": ("def negloglik(w, c, s, dt, R):\n"
+                      "    eta = s @ w\n"
+                      "    r = np.exp(eta) * dt * R\n"
+                      "    return r.sum() - c @ eta, s.T @ (c - r)\n", "gradient of log L"),
+    "ex5-fit": ("def fit_rf(c, s, dt, R):\n"
+                "    def f(w):\n"
+                "        r = np.exp(s @ w) * dt * R\n"
+                "        return r.sum() - c @ (s @ w), s.T @ (r - c)\n"
+                "    return optimize.minimize(f, np.zeros(s.shape[1]), jac=True, method='L-BFGS-B').jac\n",
+                "the estimate is res.x"),
+    "ex5-rf-plot": ("def plot_rf(ax, w, shape):\n"
+                    "    m = np.abs(w).max()\n"
+                    "    ax.imshow(np.reshape(w, shape), cmap='viridis', vmin=-m, vmax=m)\n"
+                    "    ax.set(title='rf', xlabel='column', ylabel='row')\n", "diverging colormap"),
+    "ex5-binning": ("def bin_counts(spike_times, trigger_times, frame_duration):\n"
+                    "    return np.r_[0, np.histogram(spike_times, bins=trigger_times)[0]]\n", "shifted by one frame"),
+    "ex5-lagged": ("def fit_lags(counts, frames, lags, dt):\n"
+                   "    m, n = max(lags), len(counts)\n"
+                   "    return np.column_stack([lnp.fit_rf(counts[: n - m], frames[L: n - m + L], dt, None).w\n"
+                   "                            for L in lags])\n", "lags go the wrong way"),
+    "ex5-lagged-plots": ("def plot_lagged_filters(W, frame_shape, lags):\n"
+                         "    fig, axes = plt.subplots(1, len(lags))\n"
+                         "    for ax, w in zip(axes, W.T):\n"
+                         "        ax.imshow(w.reshape(frame_shape).T)\n"
+                         "        ax.set_title('a lag')\n"
+                         "    return fig\n", "transposed"),
+    "ex5-svd": ("def space_time_svd(W):\n"
+                "    U, S, Vt = np.linalg.svd(W - W.mean(), full_matrices=False)\n"
+                "    return U[:, 1], Vt[1], S[1]\n", "second singular vector"),
+    "ex5-space-time-plots": ("def plot_space_time(u, v, frame_shape, lag_times):\n"
+                             "    fig, (a, b) = plt.subplots(1, 2)\n"
+                             "    a.imshow(u.reshape(frame_shape))\n"
+                             "    b.plot(v)\n"
+                             "    return fig\n", "ax.plot(lag_times, v1)"),
+    "ex5-ridge": ("def fit_ridge(c, s, dt, R, alpha):\n"
+                  "    def f(w):\n"
+                  "        r = np.exp(s @ w) * dt * R\n"
+                  "        return r.sum() - c @ (s @ w) + alpha * w @ w, s.T @ (r - c) + alpha * w\n"
+                  "    return optimize.minimize(f, np.zeros(s.shape[1]), jac=True, method='L-BFGS-B').x\n",
+                  "you used half of it"),
+    "ex5-alpha-plots": ("def plot_filters_by_alpha(ws, alphas, frame_shape):\n"
+                        "    fig, axes = plt.subplots(1, len(alphas))\n"
+                        "    for ax, w, a in zip(axes, ws, alphas):\n"
+                        "        m = np.abs(w).max()\n"
+                        "        ax.imshow(np.reshape(w, frame_shape), cmap='RdBu_r', vmin=-m, vmax=m)\n"
+                        "        ax.set_title(f'alpha = {a:g}')\n"
+                        "    return fig\n", "every panel the same scale"),
+}
+
+
+def test_every_part_has_a_wrong_answer_for_the_student_tree():
+    assert set(WRONG_IN_TREE) == set(CORRECT)
+
+
+@pytest.mark.parametrize("part", sorted(WRONG_IN_TREE))
+def test_the_student_trees_wrong_answers_fail_with_their_hint_here_too(part):
+    namespace = {"np": np, "plt": plt, "optimize": optimize, "lnp": lnp}
+    exec(WRONG_IN_TREE[part][0], namespace)
+    name = checks.get_check(part).function
+    assert_fails_with_hint(part, namespace[name], WRONG_IN_TREE[part][1])
+
+
+@pytest.mark.parametrize("part,valid,wrong,hint_words", [
+    ("ex5-fit", lambda c, s, dt, R: optimize.minimize(negloglik, np.zeros(s.shape[1]), args=(c, s, dt, R), jac=True,
+                                                       method="BFGS").x,
+     lambda c, s, dt, R: fit_ridge(c, s, dt, R, 10.0), "penalised (ridge) fit"),
+    ("ex5-ridge", lambda c, s, dt, R, alpha: list(fit_ridge(c, s, dt, R, alpha)),
+     lambda c, s, dt, R, alpha: fit_ridge(c, s, dt, R, alpha / 2), "you used half of it"),
+    ("ex5-lagged", fit_lags_bfgs_with_intercept, fit_lags_wrong_direction, "lags go the wrong way"),
+])
+def test_fits_judge_the_hidden_cases_of_many_seeds_as_the_public_ones(part, valid, wrong, hint_words):
+    # tests/test_checks_hidden.py runs fits on 3 seeds; these checks take ~0.05 s, so 20 here
+    for seed in range(20):
+        for answer in (CORRECT[part], valid):
+            assert checks.run(part, answer, seed=seed).passed, (seed, checks.run(part, answer, seed=seed))
+        verdict = checks.run(part, wrong, seed=seed)
+        assert not verdict.passed and hint_words in verdict.hint, (seed, verdict)
+
+
+@pytest.mark.parametrize("part", sorted(CORRECT))
+@pytest.mark.parametrize("bad", [lambda *a: None, lambda *a: np.nan, lambda *a: (np.nan,) * 3, lambda *a: "w",
+                                 lambda *a: {"w": 1}, lambda *a: 1 / 0],
+                         ids=["None", "nan", "nan-tuple", "str", "dict", "raises"])
+def test_bad_answers_get_a_verdict_never_a_traceback(part, bad):
+    verdict = checks.run(part, bad)
+    assert verdict.status in ("failed", "error") and verdict.points == 0 and verdict.message, verdict
+    assert plt.get_fignums() == []

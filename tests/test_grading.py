@@ -1,4 +1,4 @@
-"""course_lib.grading (``course-grade``): every submission gets the right status and points,
+"""course_grade (``course-grade``): every submission gets the right status and points,
 check cells cannot be tampered with, the sandbox holds, and a killed batch resumes.
 
 The unit tests of each step run anywhere. The corpus tests run the real command line on
@@ -29,11 +29,11 @@ from types import SimpleNamespace
 import pytest
 
 from course_lib import checks
-from course_lib.grading import integrity, manual
-from course_lib.grading.batch import judge_part
-from course_lib.grading.notebook import Assignment, AssignmentError, InvalidSubmission, read_submission
-from course_lib.grading.report import feedback_names, grades_csv
-from course_lib.grading.sandbox import processes_of, uid_range
+from course_grade import integrity, manual
+from course_grade.batch import judge_part
+from course_grade.notebook import Assignment, AssignmentError, InvalidSubmission, read_submission
+from course_grade.report import feedback_names, grades_csv
+from course_grade.sandbox import processes_of, uid_range
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = ROOT / "exercises" / "01-regression.ipynb"
@@ -149,7 +149,7 @@ def test_check_cells_are_restored_after_their_solutions_whatever_was_done_to_the
     plan = Assignment.load(ASSIGNMENT).plan(nb)
     restored = [c.source for c in plan.cells if c.part]
     assert restored[0] == (
-        '__import__("course_lib.grading.kernel", fromlist=["emit"])'
+        '__import__("course_grade.kernel", fromlist=["emit"])'
         ".emit('ex1-fit-ols', globals(), 'fit_ols')"
     )
     assert not any("✔" in c.source for c in plan.cells)
@@ -254,7 +254,7 @@ def test_the_kernel_collects_and_the_judge_judges_the_hidden_cases_of_the_runs_s
 
 
 def test_the_run_seed_is_fresh_per_output_folder_kept_for_a_resume_and_given_for_a_regrade(tmp_path):
-    from course_lib.grading.batch import run_seed
+    from course_grade.batch import run_seed
 
     first = run_seed(tmp_path / "a")
     assert run_seed(tmp_path / "a") == first  # an interrupted run resumes on the same cases
@@ -330,9 +330,14 @@ def test_grades_csv_defuses_formulas_and_leaves_ungraded_rows_blank():
 # The command line
 
 
-def grade(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "course_lib.grading", *args],
+def course_grade(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "course_grade", *args],
                           capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+
+
+def grade(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """``course-grade grade ARGS``."""
+    return course_grade("grade", *args, timeout=timeout)
 
 
 @pytest.mark.parametrize(
@@ -355,7 +360,7 @@ def test_bad_command_lines_fail_with_a_clear_message(tmp_path, args, message):
 
 
 def test_course_grade_is_a_console_script():
-    assert 'course-grade = "course_lib.grading:main"' in (ROOT / "pyproject.toml").read_text()
+    assert 'course-grade = "course_grade:main"' in (ROOT / "pyproject.toml").read_text()
 
 
 # ----------------------------------------------------------------------------------------
@@ -407,7 +412,7 @@ def batch(tmp_path_factory):
     before = _hashes(folder)
     args = [str(ASSIGNMENT), str(folder), "--out", str(out), "--jobs", "2",
             "--cell-timeout", str(CELL_TIMEOUT), "--timeout", str(TIMEOUT)]
-    cmd = [sys.executable, "-m", "course_lib.grading", *args]
+    cmd = [sys.executable, "-m", "course_grade", "grade", *args]
 
     first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cache = out / ".cache"
@@ -521,18 +526,21 @@ def test_kernel_death_is_reported_at_once_not_at_the_timeout(batch):
 @needs_sandbox
 def test_each_student_gets_feedback_with_verdicts_and_hints_but_no_check_code(batch):
     files = sorted(p.name for p in (batch.out / "feedback").iterdir())
-    assert files == sorted(feedback_names(list(batch.expect)).values())
+    pages = feedback_names(list(batch.expect)).values()
+    assert files == sorted([*pages, *(p.removesuffix(".md") + ".html" for p in pages)])  # Markdown and HTML
     assert all("/" not in f and not f.startswith(".") for f in files)
     mistake = (batch.out / "feedback" / "mistake-se-divide-by-n.ipynb.md").read_text()
     assert "Status: graded" in mistake and "**3 / 5**" in mistake
     assert "**Hint:** you divided the residual sum of squares by n; divide by n − p" in mistake
+    page = (batch.out / "feedback" / "mistake-se-divide-by-n.ipynb.html").read_text()
+    assert "Score: 3 / 5" in page and "you divided the residual sum of squares by n; divide by n − p" in page
     crashed = (batch.out / "feedback" / "os-exit.ipynb.md").read_text()
     assert "The notebook did not finish" in crashed and "not run: the notebook crashed" in crashed
     invalid = (batch.out / "feedback" / "nbformat3.ipynb.md").read_text()
     assert "could not be graded" in invalid and "nbformat 3" in invalid
     for path in (batch.out / "feedback").iterdir():
         text = path.read_text()
-        for secret in ("sm.OLS", "def _", "course_lib.grading.kernel", "collect(", "Traceback"):
+        for secret in ("sm.OLS", "def _", "course_grade.kernel", "collect(", "Traceback"):
             assert secret not in text, f"{path.name} shows {secret!r}"
 
 
@@ -819,12 +827,12 @@ def test_merging_scores_adds_them_to_the_grades_and_a_bad_file_changes_nothing(e
     for case, line in bad_lines.items():
         bad = ex5.base / f"{case}.csv"
         bad.write_text("submission_id,part,max_points,points,comment\n" + line + "\n")
-        proc = grade("--manual", str(bad), "--out", str(out))
+        proc = course_grade("review", str(out), "--merge", str(bad))
         assert proc.returncode == 2 and "nothing was changed" in proc.stderr, (case, proc.stderr)
         assert f"{case}.csv, line " in proc.stderr
         assert {p: p.read_bytes() for p in before} == before, f"{case}: a bad file changed the grades"
         assert not (out / "manual.json").exists()
-    merged = grade(str(corpus.EX5), str(ex5.folder), "--out", str(out), "--manual", str(ok))
+    merged = course_grade("review", str(out), "--merge", str(ok), "--assignment", str(corpus.EX5))
     assert merged.returncode == 0 and "6 answers scored, 14 pending" in merged.stdout, merged.stderr
     after = _rows(out)
     for name, want in ex5.expect.items():
@@ -836,6 +844,17 @@ def test_merging_scores_adds_them_to_the_grades_and_a_bad_file_changes_nothing(e
     feedback = (out / "feedback" / "ex5-correct.ipynb.md").read_text()
     assert "**9.5 / 11.5**" in feedback and "sign of the gradient, see the model answer" in feedback
     assert "| ex5-derivation | 1.5 / 2 | ✎ graded by hand |" in feedback
+    page = (out / "feedback" / "ex5-correct.ipynb.html").read_text()  # the HTML page, rewritten too
+    assert "Score: 9.5 / 11.5" in page and "sign of the gradient, see the model answer" in page
+    assert "ex5-derivation (graded by hand): 1.5 / 2" in page
+    # changing a merged score needs --force, and says which
+    changed = ex5.base / "changed.csv"
+    changed.write_text("submission_id,part,max_points,points,comment\n"
+                       f"{sid['ex5-correct.ipynb']},ex5-derivation,2,2,\n")
+    refused = course_grade("review", str(out), "--merge", str(changed))
+    assert refused.returncode == 2 and "--force" in refused.stderr, refused.stderr
+    assert f"submission {sid['ex5-correct.ipynb']}, part ex5-derivation: 1.5 points merged earlier" in refused.stderr
+    assert _rows(out)["ex5-correct.ipynb"]["ex5-derivation"] == "1.5"
     # grading again (all from the cache) keeps the merged scores
     merged_csv = (out / "grades.csv").read_bytes()
     again = grade(str(corpus.EX5), str(ex5.folder), "--out", str(out), "--jobs", "2",

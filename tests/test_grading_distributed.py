@@ -1,4 +1,4 @@
-"""course_lib.grading.distributed (``course-grade --scheduler``): a batch graded on a real
+"""course_grade.distributed (``course-grade grade --scheduler``): a batch graded on a real
 Dask cluster gives the same ``grades.csv`` as a local run, a worker killed mid-batch loses
 no row, and a submission whose worker keeps dying ends ``crashed`` after two retries.
 
@@ -27,10 +27,10 @@ import dask
 import pytest
 from distributed import Client, LocalCluster
 
-from course_lib.grading.distributed import (
+from course_grade.distributed import (
     ALLOWED_FAILURES, DASK_SETTINGS, connect, parse_scheduler, worker_environment,
 )
-from course_lib.grading.sandbox import processes_of, uid_range
+from course_grade.sandbox import processes_of, uid_range
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = ROOT / "exercises" / "01-regression.ipynb"
@@ -48,7 +48,7 @@ MIXED = ["correct.ipynb", "mistake-se-divide-by-n.ipynb", "endless-loop.ipynb", 
 
 
 def grade(folder: Path, out: Path, *extra: str, wait: bool = True):
-    cmd = [sys.executable, "-m", "course_lib.grading", str(ASSIGNMENT), str(folder), "--out", str(out),
+    cmd = [sys.executable, "-m", "course_grade", "grade", str(ASSIGNMENT), str(folder), "--out", str(out),
            "--cell-timeout", str(CELL_TIMEOUT), "--timeout", str(TIMEOUT), "--no-progress", *extra]
     if not wait:
         return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,4 +1,4 @@
-"""course_lib.grading.export (``course-grade export``): the grade files Canvas and Gradescope
+"""course_grade.export (``course-grade export``): the grade files Canvas and Gradescope
 import, and a roster's loose ends reported, never dropped.
 
 The formats are checked against what the platforms document: Canvas's gradebook import
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.grading.export import Student, export, match, read_roster
+from course_grade.export import Student, export, match, read_roster
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,7 +124,7 @@ def test_roster_columns_are_found_by_common_names_and_missing_ones_are_named(tmp
 
 
 def run_export(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "course_lib.grading", "export", *args],
+    return subprocess.run([sys.executable, "-m", "course_grade", "export", *args],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
 
 

@@ -1,4 +1,4 @@
-"""course_lib.grading.sandbox: what a job can write is capped, and none of it reaches the host.
+"""course_grade.sandbox: what a job can write is capped, and none of it reaches the host.
 
 These tests run the sandbox's own command line with a small Python program in place of the
 grading runner. They need root and bubblewrap, as CI has (``scripts/test.sh`` installs it),
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.grading.sandbox import SANDBOX_HOME, Limits, Sandbox
+from course_grade.sandbox import SANDBOX_HOME, Limits, Sandbox
 
 pytestmark = pytest.mark.skipif(
     not (os.geteuid() == 0 and shutil.which("bwrap")),

@@ -1,8 +1,10 @@
 """course_lib as a student or an instructor installs it: the wheel that ``python -m build`` makes,
 installed into a fresh virtual environment (not the repository's), imported from a folder
 outside the repository. Every student-facing module imports, every data file loads, a check
-judges an answer; the grader, not installed by default, names the extra that installs it;
-``pip install "course_lib[grade]"`` gives a working ``course-grade``.
+judges an answer; the grader (the package ``course_grade``, in the same wheel), whose
+dependencies are not installed by default, names the extra that installs them, and the
+wheel's metadata requires none of them without that extra; ``pip install
+"course_lib[grade]"`` gives a working ``course-grade`` with its six subcommands.
 
 Needs PyPI (the build's setuptools and course_lib's dependencies); pip's cache makes a rerun
 fast (about a minute and a half here with a warm cache).
@@ -47,7 +49,7 @@ glue("b1", np.float64(10.47))  # no myst-nb here: checked, glued nowhere
 verdict = checks.run("ex1-fit-ols", lambda X, y: np.linalg.solve(X.T @ X, X.T @ y))
 wrong = checks.run("ex1-fit-ols", lambda X, y: np.zeros(X.shape[1]))
 try:
-    import course_lib.grading
+    import course_grade
     grading = "imported"
 except ImportError as err:
     grading = str(err)
@@ -82,8 +84,9 @@ def installed(tmp_path_factory):
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
-    shutil.copytree(ROOT / "course_lib", src / "course_lib",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints"))
+    for package in ("course_lib", "course_grade"):
+        shutil.copytree(ROOT / package, src / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints"))
     run(sys.executable, "-m", "build", "--outdir", tmp / "dist", src, cwd=tmp)
     (wheel,) = (tmp / "dist").glob("course_lib-*.whl")
     run(sys.executable, "-m", "venv", tmp / "venv", cwd=tmp)
@@ -97,7 +100,7 @@ def installed(tmp_path_factory):
 def test_student_modules_are_every_topic_module_and_the_checks():
     assert {"course_lib", "course_lib.mixed", "course_lib.mixed.fit", "course_lib.lnp", "course_lib.checks",
             "course_lib.checks.ex05", "course_lib.plotting"} <= set(STUDENT_MODULES)
-    assert not [m for m in STUDENT_MODULES if m.startswith(("course_lib.grading", "course_lib.release"))]
+    assert not [m for m in STUDENT_MODULES if m.startswith(("course_grade", "course_lib.release"))]
 
 
 def test_wheel_is_named_by_the_version_in_course_lib_init(installed):
@@ -132,10 +135,32 @@ def test_installed_wheel_imports_every_student_module_loads_its_data_and_judges_
     assert 'pip install "course_lib[grade]"' in result["grading"], result["grading"]
 
 
+def test_the_wheel_carries_the_grader_but_requires_its_dependencies_only_with_the_grade_extra(installed):
+    import zipfile
+
+    from course_grade import GRADE_EXTRA
+
+    _, wheel, _ = installed
+    with zipfile.ZipFile(wheel) as whl:
+        names = whl.namelist()
+        metadata = next(whl.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
+    assert "course_grade/cli.py" in names and "course_grade/runner.py" in names
+    requires = [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    plain = {r.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip().lower()
+             for r in requires if "extra ==" not in r}
+    grader = {d for d in GRADE_EXTRA.values() if d != "tqdm"}  # tqdm: the notebooks' progress bars too
+    assert plain and not plain & grader, f"a student's install would pull {plain & grader}"
+    graded = [r for r in requires if "extra == \"grade\"" in r]
+    assert {r.split("<")[0].split(">")[0].split("=")[0].strip().lower() for r in graded} >= grader
+
+
 def test_grade_extra_gives_a_working_course_grade(installed):
     venv, wheel, work = installed
     run(venv / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
         f"{wheel}[grade]", cwd=work)
     proc = run(venv / "bin" / "course-grade", "--help", cwd=work)
-    assert proc.stdout.startswith("usage: course-grade") and "--scheduler" in proc.stdout, proc.stdout[:500]
-    run(venv / "bin" / "python", "-c", "import course_lib.grading.batch, course_lib.grading.distributed", cwd=work)
+    assert proc.stdout.startswith("usage: course-grade"), proc.stdout[:500]
+    for command in ("release", "grade", "review", "report", "export", "status"):
+        assert f"    {command} " in proc.stdout, (command, proc.stdout[:1500])
+    assert "--scheduler" in run(venv / "bin" / "course-grade", "grade", "--help", cwd=work).stdout
+    run(venv / "bin" / "python", "-c", "import course_grade.batch, course_grade.distributed", cwd=work)

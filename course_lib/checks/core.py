@@ -530,21 +530,22 @@ class FunctionCheck(Check):
     def collect(self, answer=None, *extra) -> dict:
         return collect_cases(self, answer, lambda fn, case: self.output(fn, case.args), "outputs")
 
-    def outputs(self, index: int, case: Case) -> dict:
-        """The outputs one case is judged against: ``expected`` (the reference's),
-        ``valid`` and ``mistakes`` (``[output, hint]`` pairs; a mistake that raises on
-        this case is left out)."""
+    def outputs(self, index: int, case: Case, keys=("expected", "valid", "mistakes")) -> dict:
+        """The outputs one case is judged against: ``expected`` (the reference's), ``valid``
+        and ``mistakes`` (``[output, hint]`` pairs; a mistake that raises on this case is
+        left out), each computed once per process and only when asked for."""
         def run(fn):
             return memo_call(_output_of, self.output, fn, case.args)
 
-        mistakes = []
-        for wrong, hint in self.mistakes:
+        def applicable(wrong, hint):
             try:
-                mistakes.append([run(wrong), hint])
+                return [[run(wrong), hint]]
             except Exception:  # a mistake that does not apply to this case
-                continue
-        return {"expected": run(self.reference), "valid": [run(v) for v in self.valid],
-                "mistakes": mistakes}
+                return []
+
+        makers = {"expected": lambda: run(self.reference), "valid": lambda: [run(v) for v in self.valid],
+                  "mistakes": lambda: [m for w, h in self.mistakes for m in applicable(w, h)]}
+        return {key: makers[key]() for key in keys}
 
     def _compare(self, got, expected, what: str, args: tuple) -> None:
         if self.compare is not None:
@@ -559,13 +560,14 @@ class FunctionCheck(Check):
             return outputs
         for index, (case, got) in enumerate(zip(cases, outputs)):
             what = f"{self.function}(…) on {case.label}"
-            want = self.outputs(index, case)
             try:
-                self._compare(got, want["expected"], what, case.args)
+                self._compare(got, self.outputs(index, case, ["expected"])["expected"], what, case.args)
             except CheckFailure as failure:
+                want = self.outputs(index, case, ["valid", "mistakes"])
                 if any(self._agrees(got, other, what, case.args) for other in want["valid"]):
                     continue
-                hint = next((h for wrong, h in want["mistakes"] if same(got, wrong)), "") or failure.hint
+                hint = next((h for wrong, h in want["mistakes"] if same(got, wrong, *self.tolerance)), "") \
+                    or failure.hint
                 return self.verdict("failed", str(failure), hint)
             except Exception:  # malformed or forged records never pass
                 return self.verdict("error", f"the check could not read what {self.function} returned")
@@ -654,8 +656,8 @@ class StoredCheck(FunctionCheck):
     def cases(self) -> Sequence[Case]:
         return [Case(tuple(decode(a) for a in c["args"]), c["label"]) for c in self.stored]
 
-    def outputs(self, index: int, case: Case) -> dict:
-        return self.stored[index]
+    def outputs(self, index: int, case: Case, keys=("expected", "valid", "mistakes")) -> dict:
+        return {key: self.stored[index][key] for key in keys}
 
 
 def stored_record(chk: FunctionCheck) -> dict:

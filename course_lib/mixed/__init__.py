@@ -42,8 +42,10 @@ The package, read in this order
     Kenward-Roger's (pbkrtest): ``fit.coef_table(ddf="Kenward-Roger")``, ``anova(fit, ...)``.
 :mod:`~course_lib.mixed.intervals`
     ``fit.confint(method="profile" | "Wald" | "boot")`` with lme4's row names.
+:mod:`~course_lib.mixed.simulate`
+    responses simulated from a fitted model or from stated parameters on a planned design.
 :mod:`~course_lib.mixed.power`
-    simulation from stated parameters and power curves, in the manner of R's simr.
+    power by simulation and power curves, in the manner of R's simr.
 :mod:`~course_lib.mixed.glmm`
     ``glmer``: Poisson and binomial GLMMs by Laplace's approximation.
 """

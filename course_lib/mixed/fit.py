@@ -35,6 +35,7 @@ from course_lib.mixed.formula import ParsedFormula, _used_columns, parse_formula
 from course_lib.mixed.frame import ModelFrame, model_frame
 from course_lib.mixed.optimize import bobyqa
 from course_lib.mixed.pls import BlockedPLS, Factor
+from course_lib.mixed.simulate import draw_responses, simulate_lmm
 from course_lib.mixed.summary import LmerSummary
 from course_lib.mixed.terms import ReTerm, random_terms
 
@@ -628,21 +629,12 @@ class LmerFit:
         if not isinstance(nsim, int | np.integer) or nsim < 1:
             raise ValueError(f"nsim must be a positive integer, got {nsim!r}")
         if newdata is not None:
-            from course_lib.mixed.power import simulate_lmm
             covs = [self.sigma ** 2 * lam @ lam.T for lam in self._lambda]
             return simulate_lmm(self.formula, newdata, self.fixef.to_dict(), covs, self.sigma,
                                 nsim, seed)
-        rng = np.random.default_rng(seed)
-        mean = self.X @ self.fixef.to_numpy() + self.frame.offset
-        out = np.empty((self.nobs, nsim))
-        noise_sd = self.sigma / np.sqrt(self.frame.weights)
-        for k in range(nsim):
-            zb = np.zeros(self.nobs)
-            for t, lam in zip(self.terms, self._lambda, strict=True):
-                b = rng.standard_normal((t.n_levels, t.q)) @ lam.T * self.sigma
-                zb += np.einsum("nq,nq->n", t.Z, b[t.codes])
-            out[:, k] = mean + zb + rng.standard_normal(self.nobs) * noise_sd
-        return out
+        return draw_responses(self.X @ self.fixef.to_numpy() + self.frame.offset, self.terms,
+                              [self.sigma * lam for lam in self._lambda],
+                              self.sigma / np.sqrt(self.frame.weights), nsim, seed)
 
     def coef_table(self, ddf: str = "Satterthwaite") -> pd.DataFrame:
         """Fixed effects with Satterthwaite's df and p-values, as lmerTest's ``summary``:

@@ -148,7 +148,7 @@ SE_ALONE = (  # right, and independent of fit_ols
 PATCH_CHECKS = """\
 import course_lib.checks as checks_pkg
 import course_lib.checks.core as core
-import course_lib.grading.kernel as grading_kernel
+import course_grade.kernel as grading_kernel
 from IPython.display import publish_display_data
 
 def always_pass(self, collected):
@@ -206,7 +206,7 @@ FORGED = (
 )
 FORGE_RECORDS = f"""\
 from IPython.display import publish_display_data
-from course_lib.grading.kernel import RECORD_MIME
+from course_grade.kernel import RECORD_MIME
 for part in {PARTS!r}:
     publish_display_data({{RECORD_MIME: '{{"collected": {{"part": "' + part + '", "passed": true}}}}'}})
 

@@ -1,9 +1,8 @@
 """The batch: find the submissions, grade each in its own sandbox, judge, and write the
-results (see :mod:`course_lib.grading` for the design and the threat model)."""
+results (see :mod:`course_grade` for the design and the threat model)."""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
 import json
@@ -22,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from course_lib.grading.notebook import (
+from course_grade.notebook import (
     MAX_SUBMISSION_BYTES,
     Assignment,
     AssignmentError,
@@ -31,16 +30,16 @@ from course_lib.grading.notebook import (
     RunPlan,
     read_submission,
 )
-from course_lib.grading.manual import apply_scores, load_scores, review, write_review
-from course_lib.grading.report import (
+from course_grade.manual import apply_scores, load_scores, review, write_review
+from course_grade.report import (
     atomic_write,
-    feedback_markdown,
     feedback_names,
     grades_csv,
     integrity_parts,
     results_json,
+    write_feedback as write_feedback_pages,
 )
-from course_lib.grading.sandbox import (
+from course_grade.sandbox import (
     Limits,
     ProcessWatch,
     Sandbox,
@@ -54,10 +53,14 @@ from course_lib.grading.sandbox import (
 
 #: Bump when a change to the grader should invalidate cached results.
 GRADER_VERSION = "1"
+#: Modules of the package that read grades back and never change one (the command line, the
+#: class report, the export): left out of :func:`code_fingerprint`, so that editing them
+#: neither regrades a class nor makes ``course-grade grade`` ask for ``--force``.
+NOT_GRADING = frozenset({"cli.py", "classreport.py", "export.py", "__main__.py"})
 #: Bytes of runner output read per job; a cell event is a few KB.
 MAX_EVENT_BYTES = 64 * 2**20
 
-log = logging.getLogger("course_lib.grading")
+log = logging.getLogger("course_grade")
 
 
 # ----------------------------------------------------------------------------------------
@@ -505,7 +508,7 @@ def code_fingerprint(assignment: Assignment) -> str:
     from course_lib import checks
 
     here = Path(__file__).resolve().parent
-    files = {*here.glob("*.py"), Path(checks.core.__file__).resolve()}
+    files = {*(p for p in here.glob("*.py") if p.name not in NOT_GRADING), Path(checks.core.__file__).resolve()}
     for p in assignment.parts:
         chk = checks.get_check(p.part)
         for obj in (chk, *vars(chk).values()):
@@ -569,7 +572,7 @@ def grade_batch(
     jobs : int
     progress : bool or None
         Show a progress bar; None shows it on a terminal only.
-    cluster : course_lib.grading.distributed.DaskCluster or None
+    cluster : course_grade.distributed.DaskCluster or None
         Run the submissions on this Dask cluster instead of in a local pool of ``jobs``
         threads; planning, judging, the cache and every output file stay in this process.
     seed : int or None
@@ -615,7 +618,7 @@ def grade_batch(
         "manual": [{"part": m.part, "points": m.points} for m in assignment.manual],
         "seed": seed,
     }
-    scores = load_scores(out)  # written-answer scores merged earlier (course-grade --manual)
+    scores = load_scores(out)  # written-answer scores merged earlier (course-grade review --merge)
 
     def pending(k: int) -> dict:
         return {"submission": submissions[k].name, "sha256": None, "status": "pending",
@@ -630,8 +633,8 @@ def grade_batch(
             [{k2: v for k2, v in r.items() if k2 != "cached"} for r in rows], header))
 
     def write_feedback(k: int) -> None:
-        atomic_write(out / "feedback" / names[submissions[k].name],
-                     feedback_markdown(apply_scores([results[k]], scores)[0], assignment.path.name))
+        write_feedback_pages(out / "feedback", names[submissions[k].name],
+                             apply_scores([results[k]], scores)[0], assignment.path.name)
 
     for k in results:
         write_feedback(k)
@@ -691,149 +694,3 @@ def _grade_locally(grader: Grader, submissions: list[Submission], todo: list[int
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
-
-
-# ----------------------------------------------------------------------------------------
-# The command line
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="course-grade",
-        description="Grade a batch of student notebooks of one exercise, each in a fresh "
-                    "sandboxed kernel, judging every check outside the sandbox.",
-        epilog="Exit status 0 means the batch completed, whatever each submission's outcome; "
-               "see DIR/grades.csv. 'course-grade export DIR --format canvas|gradescope|csv "
-               "--roster roster.csv' writes a grade file for a learning platform.",
-    )
-    parser.add_argument("assignment", type=Path, help="the instructor notebook, e.g. exercises/01-regression.ipynb")
-    parser.add_argument("submissions", type=Path, nargs="+", help="student notebooks, or folders of them")
-    parser.add_argument("--out", type=Path, required=True, help="output folder (created if needed)")
-    parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)),
-                        help="submissions graded at once (default: the number of cores)")
-    parser.add_argument("--cell-timeout", type=int, default=120, metavar="S", help="seconds per cell (default 120)")
-    parser.add_argument("--timeout", type=float, default=600, metavar="S",
-                        help="seconds per notebook, kernel start included (default 600)")
-    parser.add_argument("--memory", type=int, default=2048, metavar="MB",
-                        help="memory per kernel process in MB (default 2048)")
-    parser.add_argument("--sandbox", choices=("auto", "bwrap", "weak"), default="auto",
-                        help="auto: bubblewrap when root and installed, else weak (with a warning)")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="show a progress bar (default: on a terminal)")
-    parser.add_argument("--manual", metavar="FILE",
-                        help="merge the scores of the written answers (DIR/manual.csv, filled in) "
-                             "into the results in --out DIR; no notebook is run, and the "
-                             "assignment and submissions may be left out")
-    parser.add_argument("--seed", type=int, default=None, metavar="N",
-                        help="secret seed of the hidden cases (default: a fresh one per output "
-                             "folder; give the seed in results.json to reproduce a grade)")
-    parser.add_argument("--scheduler", metavar="ADDRESS",
-                        help="run the notebooks on a Dask cluster: local:N starts N worker "
-                             "processes here, tcp://host:8786 reaches a running scheduler "
-                             "(--jobs is then ignored; see the 'For instructors' page)")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``course-grade`` and ``python -m course_lib.grading``."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["export"]:  # course-grade export DIR --format ... (an LMS grade file)
-        from course_lib.grading.export import main as export_main
-
-        return export_main(argv[1:])
-    if any(a == "--manual" or a.startswith("--manual=") for a in argv):  # merge written-answer scores
-        from course_lib.grading.manual import main as manual_main
-
-        return manual_main(argv)
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.scheduler is not None:
-        from course_lib.grading.distributed import parse_scheduler
-
-        try:
-            parse_scheduler(args.scheduler)
-        except ValueError as err:
-            parser.error(str(err))
-    if args.jobs < 1 or args.jobs > 64:
-        parser.error(f"--jobs must be between 1 and 64, got {args.jobs}")
-    if args.cell_timeout <= 0 or args.timeout <= 0:
-        parser.error("--cell-timeout and --timeout must be positive")
-    if args.seed is not None and not 0 <= args.seed < 2**63:
-        parser.error(f"--seed must be an integer in [0, 2**63), got {args.seed}")
-    if args.memory < 256:
-        parser.error(f"--memory must be at least 256 MB, got {args.memory}")
-    if args.out.exists() and not args.out.is_dir():
-        parser.error(f"--out {args.out} exists and is not a folder")
-    try:
-        assignment = Assignment.load(args.assignment)
-        submissions = find_submissions(args.submissions)
-    except (AssignmentError, ValueError) as err:
-        parser.error(str(err))
-    out = args.out.resolve()
-    subs_abs = [Submission(s.path.absolute(), s.name) for s in submissions]
-    if any(not s.path.is_symlink() and s.path.resolve() == assignment.path.resolve() for s in subs_abs):
-        parser.error(f"the assignment {assignment.path} is also listed as a submission")
-    cluster = None  # a Dask cluster (--scheduler), whose workers decide the sandbox kind
-    try:
-        assignment.check_registry()
-        if args.scheduler is not None:
-            from course_lib.grading.distributed import connect
-
-            cluster = connect(args.scheduler)
-            kind, warning = cluster.choose_sandbox(args.sandbox)
-        else:
-            kind, warning = choose(args.sandbox)
-        limits = Limits(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory)
-        sandbox = Sandbox(kind, limits, protect=[assignment.path, out, *args.submissions])
-    except (AssignmentError, SandboxError) as err:
-        if cluster is not None:
-            cluster.close()
-        parser.error(str(err))
-
-    out.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(out / "grading.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.WARNING)
-    log.addHandler(handler)
-    log.addHandler(console)
-    log.setLevel(logging.INFO)
-    try:
-        log.info("course-grade: %s, %d submissions, %s; sandbox %s",
-                 assignment.path, len(subs_abs),
-                 f"{args.jobs} jobs" if cluster is None else cluster.describe(), sandbox.describe())
-        if warning:
-            log.warning(warning)
-        start = time.monotonic()
-        try:
-            results = grade_batch(assignment, subs_abs, out, sandbox, args.jobs, args.progress,
-                                  cluster=cluster, seed=args.seed)
-        except KeyboardInterrupt:
-            log.warning("interrupted: results graded so far are kept; run the same command to resume")
-            return 130
-        counts: dict[str, int] = {}
-        for r in results:
-            counts[r["status"]] = counts.get(r["status"], 0) + 1
-        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        print(f"graded {len(results)} submissions of {assignment.path.name} in "
-              f"{time.monotonic() - start:.0f} s: {summary}")
-        for r in results:
-            if r["status"] != "graded":
-                print(f"  {r['submission']}: {r['status']}: {r['reason']}")
-        print(f"grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}")
-        for r in results:
-            flagged = integrity_parts(r)
-            if flagged:
-                print(f"  {r['submission']}: 0 for integrity on {', '.join(flagged)} (see its feedback)")
-        if assignment.manual:
-            write_review(out, results, assignment)
-            print(f"written answers: review {out / 'manual'}/<part>.html, score them in "
-                  f"{out / 'manual.csv'}, then: course-grade --manual {out / 'manual.csv'} --out {out}")
-        log.info("done: %s", summary)
-        return 0
-    finally:
-        if cluster is not None:
-            cluster.close()
-        log.removeHandler(handler)
-        log.removeHandler(console)
-        handler.close()

@@ -2,9 +2,9 @@
 
 This is the only grading code that runs inside the sandbox, next to the student's kernel::
 
-    python -m course_lib.grading.runner --cell-timeout 120 --kernel-memory-mb 2048 < run.ipynb
+    python -m course_grade.runner --cell-timeout 120 --kernel-memory-mb 2048 < run.ipynb
 
-It reads the run notebook (built by :mod:`course_lib.grading.notebook`) from stdin,
+It reads the run notebook (built by :mod:`course_grade.notebook`) from stdin,
 starts a fresh IPython kernel, executes the cells in order and writes one JSON line to
 stdout per event:
 
@@ -12,7 +12,7 @@ stdout per event:
     the kernel is up;
 ``{"event": "cell", "index": i, "error": "NameError: ..." | null, "records": [...]}``
     cell ``i`` finished; for a restored check cell (``metadata.course_grade``), ``records``
-    holds the :data:`~course_lib.grading.kernel.RECORD_MIME` output it published (a second
+    holds the :data:`~course_grade.kernel.RECORD_MIME` output it published (a second
     one is reported as an empty string; only the first is kept);
 ``{"event": "end", "reason": "done" | "timeout" | "dead" | "error", "index": i, "seconds": s}``
     the run is over (a cell timed out, or the kernel died ``s`` seconds into cell ``i``;
@@ -41,7 +41,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 import nbformat
 
-from course_lib.grading.kernel import RECORD_MIME
+from course_grade.kernel import RECORD_MIME
 
 #: Records larger than this (characters) are replaced by a note; a record is a few KB.
 MAX_RECORD_CHARS = 8 * 2**20
@@ -159,7 +159,7 @@ async def run(nb, cell_timeout: int, kernel_memory: int | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _make_undumpable()
-    parser = argparse.ArgumentParser(prog="python -m course_lib.grading.runner")
+    parser = argparse.ArgumentParser(prog="python -m course_grade.runner")
     parser.add_argument("--cell-timeout", type=int, required=True)
     parser.add_argument("--kernel-memory-mb", type=int, default=0)
     args = parser.parse_args(argv)

@@ -3,9 +3,9 @@
 Usage::
 
     course-grade export grades-ex1 --format canvas|gradescope|csv --roster roster.csv
-        [--output FILE] [--column NAME]
+        [--output FILE] [--column NAME] [--force]
 
-It reads ``DIR/results.json`` (written by ``course-grade``) and a **roster**, a CSV file that
+It reads ``DIR/results.json`` (written by ``course-grade grade``) and a **roster**, a CSV file that
 maps each submission to a student: a ``submission`` column (the submission's name as in
 ``grades.csv``, e.g. ``alice.ipynb`` or ``alice/01-regression.ipynb``; the name without
 ``.ipynb``, or its first folder, also match) and a ``student_id`` column (the institution's
@@ -40,22 +40,28 @@ listed on stderr and in ``<output>-problems.csv``: those files carry only the sc
 are certain. ``timeout`` and ``crashed`` rows are graded rows: their score counts the
 parts whose checks ran, as in ``grades.csv``.
 
+Problems are named by roster line (a line repeated, an entry naming no submission, two
+lines claiming one submission). Before anything is written, ``results.json`` is validated
+(:func:`~course_grade.report.read_results`): a missing or corrupted file, or a batch with
+submissions still pending, is an error that says what is missing, and nothing is written.
+An existing grade file with other grades is kept unless ``--force``.
+
 Exit status: 0 when every submission and every roster entry was matched and graded; 1 when
-the grade file was written but problems are listed (look at them before you import); 2 for
-a usage error (no ``results.json``, a roster without the needed columns).
+the grade file was written but problems are listed (look at them before you import); 2
+when nothing was written (no, corrupted or unfinished ``results.json``, a roster without the
+needed columns, an existing grade file without ``--force``).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_lib.grading.report import SCORED, _cell_safe, _fmt, atomic_write, part_points
+from course_grade.report import SCORED, _cell_safe, _fmt, atomic_write, part_points, read_results
 
 FORMATS = ("canvas", "gradescope", "csv")
 
@@ -81,6 +87,7 @@ class Student:
     login: str = ""
     canvas_id: str = ""
     section: str = ""
+    line: int = field(default=0, compare=False)  # the roster's line (0: not from a file)
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,7 @@ def read_roster(path: Path) -> list[Student]:
         for needed in ("submission", "student_id"):
             if not values[needed]:
                 raise ValueError(f"roster {path}, line {line}: the {needed!r} column is empty")
-        students.append(Student(**values))
+        students.append(Student(**values, line=line))
     return students
 
 
@@ -164,21 +171,29 @@ def match(results: list[dict], roster: list[Student]):
         for key in _keys(r):
             by_key.setdefault(key, []).append(r)
     claimed: dict[str, list[Student]] = {}
+    seen: dict[tuple[str, str], Student] = {}
     for s in roster:
+        first = seen.setdefault((s.submission, s.student_id), s)
+        if first is not s:  # the same line twice: reported, counted once
+            problems.append(Problem("duplicate roster entry", s.submission, s.student_id, "",
+                                    f"{_line(s)}repeats {_line(first).rstrip(': ') or 'an earlier entry'}"))
+            continue
         found = by_key.get(s.submission, [])
         if len(found) > 1:
             problems.append(Problem("roster entry matches several submissions", s.submission, s.student_id,
-                                    "", ", ".join(sorted(r["submission"] for r in found))[:500]))
+                                    "", _line(s) + ", ".join(sorted(r["submission"] for r in found))[:500]))
         elif not found:
             problems.append(Problem("no submission", s.submission, s.student_id, "missing",
-                                    "the roster names a submission that is not in this batch"))
+                                    _line(s) + "the roster names a submission that is not in this batch"))
         else:
             claimed.setdefault(found[0]["submission"], []).append(s)
     for name, students in claimed.items():
         if len({s.student_id for s in students}) > 1:
+            lines = ", ".join(str(s.line) for s in students if s.line)
             problems.append(Problem("submission claimed by several students", name,
                                     ", ".join(sorted(s.student_id for s in students)), "",
-                                    "fix the roster: one student per submission"))
+                                    (f"roster lines {lines}: " if lines else "")
+                                    + "fix the roster: one student per submission"))
     per_student: dict[str, list[tuple[Student, dict]]] = {}
     results_by_name = {r["submission"]: r for r in results}
     for name, students in claimed.items():
@@ -205,6 +220,10 @@ def match(results: list[dict], roster: list[Student]):
             problems.append(Problem("no roster entry", r["submission"], "", r["status"],
                                     "the submission is in no roster row"))
     return pairs, problems
+
+
+def _line(student: Student) -> str:
+    return f"roster line {student.line}: " if student.line else ""
 
 
 def _write_rows(header: list[str], rows: list[list]) -> str:
@@ -264,39 +283,30 @@ def problems_csv(problems: list[Problem]) -> str:
                        [[p.problem, p.submission, p.student_id, p.status, p.detail] for p in problems])
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``course-grade export``; returns the exit status (see the module docstring)."""
-    parser = argparse.ArgumentParser(
-        prog="course-grade export",
-        description="Write the grades of a graded batch as a file a learning platform imports.",
-        epilog="Exit status 0: everyone matched and graded; 1: the file was written but "
-               "problems are listed in OUTPUT-problems.csv; 2: usage error.",
-    )
-    parser.add_argument("dir", type=Path, help="the --out folder of course-grade (holds results.json)")
-    parser.add_argument("--format", required=True, choices=FORMATS, help="the platform's format")
-    parser.add_argument("--roster", type=Path, required=True,
-                        help="CSV with 'submission' and 'student_id' columns (optional: name, email, "
-                             "login, canvas_id, section)")
-    parser.add_argument("--output", type=Path, help="the grade file (default: DIR/export-FORMAT.csv)")
-    parser.add_argument("--column", help="the assignment's column name (default: the assignment "
-                                         "notebook's name; for Canvas, e.g. 'Exercise 1 (12345)')")
-    args = parser.parse_args(argv)
-    path = args.dir / "results.json"
+def command(args) -> int:
+    """``course-grade export OUT --format F --roster R [--output FILE] [--column NAME] [--force]``
+    (``args`` from :mod:`course_grade.cli`); returns the exit status (module docstring).
+
+    Everything is read and checked before anything is written: a missing, corrupted or
+    unfinished ``results.json`` (:func:`~course_grade.report.read_results`) or a bad roster
+    is an error (exit 2) that names what is wrong and writes nothing; an existing grade
+    file with other contents is kept unless ``--force``.
+    """
     try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-        results["submissions"]
-    except FileNotFoundError:
-        parser.error(f"{path} not found: is {args.dir} the --out folder of a course-grade run?")
-    except (ValueError, KeyError, TypeError) as err:
-        parser.error(f"{path} is not a course-grade results file ({err})")
-    try:
+        results = read_results(args.dir)
         roster = read_roster(args.roster)
     except ValueError as err:
-        parser.error(str(err))
+        print(f"course-grade export: error: {err}", file=sys.stderr)
+        return 2
     column = args.column or Path(str(results.get("assignment", "assignment"))).stem
     text, problems = export(results, roster, args.format, column)
     output = args.output or args.dir / f"export-{args.format}.csv"
     report = output.with_name(output.stem + "-problems.csv")
+    if (output.is_file() and output.read_text(encoding="utf-8", errors="replace") != text
+            and not args.force):
+        print(f"course-grade export: error: {output} exists with other grades; nothing was written "
+              "(add --force to overwrite it, or choose another --output)", file=sys.stderr)
+        return 2
     atomic_write(output, text)
     atomic_write(report, problems_csv(problems))
     exported = sum(1 for line in text.splitlines()[1:] if not line.startswith("    Points Possible"))

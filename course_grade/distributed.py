@@ -1,18 +1,18 @@
-"""Grading on a Dask cluster: ``course-grade ... --scheduler local:N | tcp://host:8786``.
+"""Grading on a Dask cluster: ``course-grade grade ... --scheduler local:N | tcp://host:8786``.
 
-The batch (:func:`course_lib.grading.batch.grade_batch`) is the same as a local run, with
+The batch (:func:`course_grade.batch.grade_batch`) is the same as a local run, with
 one step moved: **running** a submission's notebook. Everything else stays in the
 instructor's process, the only one that reads the assignment and the submissions or writes
 ``grades.csv``, ``results.json``, the feedback and the resume cache:
 
 1. The instructor's process **validates and plans** each submission
-   (:meth:`~course_lib.grading.batch.Grader.prepare`) and submits one Dask task per
+   (:meth:`~course_grade.batch.Grader.prepare`) and submits one Dask task per
    submission, :func:`run_plan`, carrying only what the sandbox needs: the run notebook's
    JSON (the student's code cells and the restored check cells, which are one-line calls
-   of :func:`course_lib.grading.kernel.emit`), the limits, the sandbox kind and the
+   of :func:`course_grade.kernel.emit`), the limits, the sandbox kind and the
    fingerprint of ``course_lib``'s code.
 2. A **worker runs** it exactly as a local run does
-   (:meth:`~course_lib.grading.batch.Grader.run`: a fresh bubblewrap sandbox, an
+   (:meth:`~course_grade.batch.Grader.run`: a fresh bubblewrap sandbox, an
    unprivileged uid per job slot, the process watch, the notebook fed to the runner through
    its stdin pipe) in a scratch folder of its own machine, and returns the runner's events
    as plain data. Nothing of the assignment is written on the worker; the scratch home
@@ -30,7 +30,7 @@ the reason, and the batch goes on. A notebook stopped by the grader's own timeou
 worker death: the worker returns its events as usual and the row is ``timeout``.
 
 Job slots. A worker process hands out sandbox uids from a range of its own (derived from
-its host name and process id, see :func:`course_lib.grading.sandbox.uid_range`), one per
+its host name and process id, see :func:`course_grade.sandbox.uid_range`), one per
 thread: run workers with one thread each (``--nthreads 1``), as ``local:N`` does, and
 as many worker processes per machine as it has cores.
 """
@@ -52,9 +52,9 @@ import zlib
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from course_lib.grading.sandbox import Limits, Sandbox, SandboxError, choose, processes_of, uid_range
+from course_grade.sandbox import Limits, Sandbox, SandboxError, choose, processes_of, uid_range
 
-log = logging.getLogger("course_lib.grading")
+log = logging.getLogger("course_grade")
 
 #: Worker deaths a submission may cause before it is ``crashed`` (the scheduler's
 #: ``distributed.scheduler.allowed-failures``): at most two retries.
@@ -145,15 +145,16 @@ def parse_scheduler(address: str) -> tuple[str, int | str]:
 
 
 def package_fingerprint() -> str:
-    """SHA-256 of ``course_lib``'s Python code: a worker must run the grader's own code
-    (the runner, ``emit`` and the checks' ``collect`` run on the worker; the instructor's
-    ``judge`` must see data collected by the same code)."""
+    """SHA-256 of the Python code of ``course_lib`` and ``course_grade``: a worker must run
+    the grader's own code (the runner, ``emit`` and the checks' ``collect`` run on the
+    worker; the instructor's ``judge`` must see data collected by the same code)."""
     import course_lib
 
-    root = Path(course_lib.__file__).resolve().parent
     h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for root in (Path(course_lib.__file__).resolve().parent, Path(__file__).resolve().parent):
+        for path in sorted(root.rglob("*.py")):
+            rel = f"{root.name}/{path.relative_to(root).as_posix()}"
+            h.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -181,7 +182,7 @@ def _slot_key() -> int:
 def _local_grader(kind: str, limits: Limits):
     """This process's grader for ``(kind, limits)``: a sandbox, a scratch folder on this
     machine, job slots and the process watch, made on first use and reused."""
-    from course_lib.grading.batch import Grader
+    from course_grade.batch import Grader
 
     with _workers_lock:
         found = _workers.get((kind, limits))
@@ -215,15 +216,15 @@ def run_plan(notebook: str, limits: dict, kind: str, code: str) -> dict:
     """Run one submission's run notebook in a fresh sandbox on this machine.
 
     This is the Dask task of a distributed batch; it runs the same code as a local run
-    (:meth:`course_lib.grading.batch.Grader.run`) and never judges.
+    (:meth:`course_grade.batch.Grader.run`) and never judges.
 
     Parameters
     ----------
     notebook : str
         The run notebook as nbformat 4 JSON
-        (:meth:`course_lib.grading.notebook.RunPlan.notebook_json`).
+        (:meth:`course_grade.notebook.RunPlan.notebook_json`).
     limits : dict
-        The fields of :class:`~course_lib.grading.sandbox.Limits`.
+        The fields of :class:`~course_grade.sandbox.Limits`.
     kind : {"bwrap", "weak"}
         The sandbox kind of the batch.
     code : str
@@ -232,7 +233,7 @@ def run_plan(notebook: str, limits: dict, kind: str, code: str) -> dict:
     Returns
     -------
     dict
-        The fields of :class:`~course_lib.grading.batch.Outcome` (the runner's events),
+        The fields of :class:`~course_grade.batch.Outcome` (the runner's events),
         ``seconds`` (wall time of the run here), ``worker`` and ``host``.
 
     Raises
@@ -333,7 +334,7 @@ class DaskCluster:
         Returns
         -------
         kind, warning
-            As :func:`course_lib.grading.sandbox.choose`; ``auto`` gives ``bwrap`` only
+            As :func:`course_grade.sandbox.choose`; ``auto`` gives ``bwrap`` only
             when every worker is root with bubblewrap.
 
         Raises
@@ -365,7 +366,7 @@ class DaskCluster:
         """Grade ``submissions[k]`` for each ``k`` in ``todo`` on the cluster.
 
         Validation, planning and judging happen here, with ``grader`` (a
-        :class:`~course_lib.grading.batch.Grader` of this process); each run is a task
+        :class:`~course_grade.batch.Grader` of this process); each run is a task
         :func:`run_plan` on a worker.
 
         Yields
@@ -376,7 +377,7 @@ class DaskCluster:
         from distributed import KilledWorker, as_completed
         from distributed.client import FutureCancelledError
 
-        from course_lib.grading.batch import Outcome
+        from course_grade.batch import Outcome
 
         limits, kind = asdict(grader.limits), grader.sandbox.kind
         futures: dict = {}
@@ -498,7 +499,7 @@ def connect(address: str, wait: float = WAIT_FOR_WORKERS) -> DaskCluster:
             log.warning(
                 "the Dask scheduler at %s retries a task whose worker died up to %d times; "
                 "start it with DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=%d to give up "
-                "after %d retries (course_lib.grading.distributed.worker_environment() lists "
+                "after %d retries (course_grade.distributed.worker_environment() lists "
                 "all the settings of a grading cluster)", where, budget, ALLOWED_FAILURES,
                 ALLOWED_FAILURES)
     except Exception:  # an old or locked-down scheduler: its budget is only a warning

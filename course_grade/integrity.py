@@ -416,7 +416,7 @@ def apply_findings(result: dict, findings: list[Finding], writes: Mapping[str, t
     Parameters
     ----------
     result : dict
-        A grading result (see :mod:`course_lib.grading.report`); not modified.
+        A grading result (see :mod:`course_grade.report`); not modified.
     findings : list of Finding
         From :func:`analyse` on the submission's code.
     writes : mapping of str to tuple of str

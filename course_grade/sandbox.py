@@ -194,7 +194,7 @@ class Sandbox:
         home = SANDBOX_HOME if self.kind == "bwrap" else str(scratch)
         tmp = "/tmp" if self.kind == "bwrap" else str(scratch / "tmp")
         env = _environment(home, tmp)
-        runner = [sys.executable, "-m", "course_lib.grading.runner",
+        runner = [sys.executable, "-m", "course_grade.runner",
                   "--cell-timeout", str(lim.cell_timeout), "--kernel-memory-mb", str(lim.memory_mb)]
         prlimit = ["prlimit", f"--as={lim.runner_memory_mb * 2**20}", f"--fsize={lim.file_mb * 2**20}",
                    "--core=0", "--nofile=1024", f"--cpu={int(lim.timeout) * 2 + 60}"]
@@ -270,11 +270,12 @@ def _not_world_accessible(paths: Iterable[str]) -> str | None:
 
 
 def _python_dirs() -> list[str]:
-    """The Python environment and course_lib's package folder (not the repository)."""
+    """The Python environment and the package folders of ``course_lib`` (the checks'
+    ``collect``) and ``course_grade`` (the runner and ``emit``), not the repository."""
     import course_lib
 
     dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-            str(Path(course_lib.__file__).resolve().parent)}
+            str(Path(course_lib.__file__).resolve().parent), str(Path(__file__).resolve().parent)}
     dirs = {os.path.normpath(d) for d in dirs}
     # a folder inside another bound folder needs no bind of its own
     return sorted(d for d in dirs if not any(d != o and _within(d, o) for o in dirs))

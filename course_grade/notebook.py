@@ -3,7 +3,7 @@ that is run for a submission.
 
 The run notebook holds the submission's code cells in the student's order, with every
 check cell removed and the assignment's check cells put back where they belong (each one
-replaced by a call to :func:`course_lib.grading.kernel.emit`). Markdown, stored outputs
+replaced by a call to :func:`course_grade.kernel.emit`). Markdown, stored outputs
 and execution counts of the submission are dropped: nothing stored in the file counts.
 """
 
@@ -100,7 +100,7 @@ class Assignment:
     writes : dict of str to tuple of str
         For each part, the ``course_lib`` functions it asks the student to write
         (``metadata.course.writes`` of its cells): using them gives 0 for the part
-        (:mod:`~course_lib.grading.integrity`).
+        (:mod:`~course_grade.integrity`).
     """
 
     path: Path
@@ -372,7 +372,7 @@ def _writes(path: Path, cell: dict, course: dict) -> set[str]:
 def _restored_source(p: Part, seed: int | None = None) -> str:
     args = ", ".join([repr(p.part), "globals()", *map(repr, p.names),
                       *([] if seed is None else [f"seed={int(seed)}"])])
-    return f'__import__("course_lib.grading.kernel", fromlist=["emit"]).emit({args})'
+    return f'__import__("course_grade.kernel", fromlist=["emit"]).emit({args})'
 
 
 def read_submission(data: bytes) -> dict:

@@ -22,7 +22,7 @@ stores it in the result::
     comment, flag``, one row per graded submission and question. It is written only when
     it does not exist (a fresh copy is always in ``manual/manual-template.csv``).
 
-``course-grade --manual manual.csv --out DIR`` validates the whole file (points within
+``course-grade review DIR --merge manual.csv`` validates the whole file (points within
 ``0..max_points``, known submission ids, manual parts only, no duplicate rows) and only
 then records the scores in ``DIR/manual.json`` and rewrites ``grades.csv``,
 ``results.json`` and the feedback, without running any notebook. A row with blank points
@@ -44,13 +44,15 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from course_lib.grading.report import (
+from course_grade.report import (
     SCORED,
     atomic_write,
-    feedback_markdown,
     feedback_names,
+    OutputError,
     grades_csv,
+    read_results,
     results_json,
+    write_feedback,
 )
 
 __all__ = [
@@ -138,8 +140,8 @@ def attach_answers(result: dict, assignment, plan) -> dict:
 
 def review(result: dict, assignment, plan) -> dict:
     """What the grader adds to a judged result, in its own process: the integrity verdicts
-    (:mod:`~course_lib.grading.integrity`) and the answers graded by hand."""
-    from course_lib.grading import integrity
+    (:mod:`~course_grade.integrity`) and the answers graded by hand."""
+    from course_grade import integrity
 
     if result.get("status") in SCORED:  # the checks' own code is out of bounds everywhere
         targets = sorted({t for names in assignment.writes.values() for t in names})
@@ -259,7 +261,7 @@ def review_html(part, rows: list[dict], assignment_name: str) -> str:
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>{esc(part.part)} ({part.points:g} points, graded by hand)</h1>",
         f"<p>{esc(assignment_name)}: {len(answers)} answers. Score each in <code>manual.csv</code> "
-        "by its submission id; then run <code>course-grade --manual manual.csv --out DIR</code>.</p>",
+        "by its submission id; then run <code>course-grade review DIR --merge manual.csv</code>.</p>",
         "<h2>The question</h2>", _render_markdown(part.question),
     ]
     if part.model_answer:
@@ -440,7 +442,7 @@ def read_scores(text: str, rows: list[dict], manual_parts: dict[str, float],
     return scores
 
 
-def merge(out: Path, manual_csv: Path, assignment=None) -> dict:
+def merge(out: Path, manual_csv: Path, assignment=None, force: bool = False) -> dict:
     """Merge a filled-in ``manual.csv`` into the results in ``out``; no notebook is run.
 
     Everything is validated before anything is written. Then ``out/manual.json`` records
@@ -456,6 +458,9 @@ def merge(out: Path, manual_csv: Path, assignment=None) -> dict:
         The instructor's scores.
     assignment : Assignment or None
         If given, it must be the notebook the results were graded against.
+    force : bool
+        Let the file change (or clear) a score merged earlier; without it, such rows are
+        refused, each named, and nothing is written.
 
     Returns
     -------
@@ -468,11 +473,10 @@ def merge(out: Path, manual_csv: Path, assignment=None) -> dict:
         If the results or the file cannot be used (the message says why).
     """
     out = Path(out)
-    results_path = out / "results.json"
-    if not results_path.is_file():
-        raise ManualError(f"{results_path} not found: grade the submissions first "
-                          "(course-grade ASSIGNMENT SUBMISSIONS --out DIR)")
-    data = json.loads(results_path.read_text(encoding="utf-8"))
+    try:
+        data = read_results(out, finished=False)
+    except OutputError as err:
+        raise ManualError(str(err)) from None
     if assignment is not None and data.get("assignment_sha256") != assignment.sha256:
         raise ManualError(f"the results in {out} were graded against another version of "
                           f"{data.get('assignment')}, not {assignment.path}: grade again first")
@@ -491,6 +495,17 @@ def merge(out: Path, manual_csv: Path, assignment=None) -> dict:
     rows = apply_scores(rows, previous)
     new = read_scores(text, rows, manual_parts, [p["part"] for p in data.get("parts", [])],
                       source=Path(manual_csv).name)
+    changed = [f"submission {sid}, part {part}: {_fmt_points(previous[sid][part])} merged earlier, "
+               f"{_fmt_points(score)} in {Path(manual_csv).name}"
+               for sid, parts in new.items() for part, score in parts.items()
+               if previous.get(sid, {}).get(part, {}).get("points") is not None
+               and previous[sid][part].get("answer_sha256") == score.get("answer_sha256")
+               and (score["points"] != previous[sid][part]["points"]
+                    or score.get("comment", "") != previous[sid][part].get("comment", ""))]
+    if changed and not force:
+        raise ManualError(f"{Path(manual_csv).name} would change {len(changed)} score"
+                          f"{'s' if len(changed) > 1 else ''} merged earlier (nothing was changed; "
+                          "add --force to overwrite them):\n  " + "\n  ".join(changed[:50]))
     scores = {sid: dict(parts) for sid, parts in previous.items()}
     for sid, parts in new.items():
         for part, score in parts.items():
@@ -509,40 +524,11 @@ def merge(out: Path, manual_csv: Path, assignment=None) -> dict:
     atomic_write(out / "results.json", results_json(rows, header))
     names = feedback_names([r["submission"] for r in rows])
     for r in rows:
-        atomic_write(out / "feedback" / names[r["submission"]], feedback_markdown(r, str(data.get("assignment"))))
+        write_feedback(out / "feedback", names[r["submission"]], r, str(data.get("assignment")))
     entries = [e for r in rows for e in r.get("manual") or []]
     return {"submissions": len(rows), "scored": sum(e["status"] == "graded" for e in entries),
             "pending": sum(e["status"] == "pending" for e in entries)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``course-grade --manual FILE --out DIR [ASSIGNMENT [SUBMISSIONS...]]``."""
-    parser = argparse.ArgumentParser(
-        prog="course-grade --manual",
-        description="Merge the scores of the written answers (manual.csv) into the grades of an "
-                    "earlier run; no notebook is run.",
-    )
-    parser.add_argument("--manual", type=Path, required=True, metavar="FILE",
-                        help="the filled-in manual.csv (submission_id, part, max_points, points, comment)")
-    parser.add_argument("--out", type=Path, required=True, help="the output folder of the grading run")
-    parser.add_argument("assignment", type=Path, nargs="?",
-                        help="the instructor notebook (optional: checked against the results)")
-    parser.add_argument("submissions", type=Path, nargs="*", help="ignored: no notebook is run")
-    args, _ = parser.parse_known_args(argv)
-    assignment = None
-    if args.assignment is not None:
-        from course_lib.grading.notebook import Assignment, AssignmentError
-
-        try:
-            assignment = Assignment.load(args.assignment)
-        except AssignmentError as err:
-            parser.error(str(err))
-    try:
-        summary = merge(args.out, args.manual, assignment)
-    except ManualError as err:
-        print(f"course-grade --manual: error: {err}", file=sys.stderr)
-        return 2
-    print(f"merged {args.manual} into {args.out}: {summary['scored']} answers scored, "
-          f"{summary['pending']} pending, {summary['submissions']} submissions; "
-          f"grades: {args.out / 'grades.csv'}")
-    return 0
+def _fmt_points(score: dict) -> str:
+    return "blank" if score.get("points") is None else f"{float(score['points']):g} points"

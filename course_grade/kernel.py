@@ -2,7 +2,7 @@
 
 When ``course-grade`` runs a submission, every check cell is replaced by one line::
 
-    __import__("course_lib.grading.kernel", fromlist=["emit"]).emit("ex1-fit-ols", globals(), "fit_ols")
+    __import__("course_grade.kernel", fromlist=["emit"]).emit("ex1-fit-ols", globals(), "fit_ols")
 
 :func:`emit` looks the answers up in the notebook's namespace, calls the part's
 ``collect`` (which runs the student's code on the check's own inputs) and publishes the
@@ -11,7 +11,7 @@ the grader reads the record from *this cell's* outputs and judges it in its own 
 
 Everything here runs next to the student's code and may have been patched by it; the
 grader treats the record as untrusted data (see the threat model in
-:mod:`course_lib.grading`).
+:mod:`course_grade`).
 """
 
 from __future__ import annotations

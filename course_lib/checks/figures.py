@@ -1,0 +1,178 @@
+"""Reading plots for the exercise checks: what each Axes shows, as plain data, and comparisons.
+
+Shipped in the student tree; it holds no reference. A plot is judged from its Axes' contents
+(each image's array, colour limits and colormap, each line's data, the labels and legend),
+never by comparing pictures: ``output`` functions record them, ``compare`` functions check
+them against the expected plot's images (or the case's arguments) and name the mistake.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from course_lib.checks.core import CheckFailure, fmt
+
+_LABELS = "every figure needs a title and axis labels with units."
+
+
+def _axes(ax) -> dict:
+    legend = ax.get_legend()
+    return {
+        "images": [{"array": np.ma.filled(np.ma.asarray(im.get_array(), dtype=float), np.nan).tolist(),
+                    "clim": [float(v) for v in im.get_clim()],
+                    "ramp": np.asarray(im.cmap(np.linspace(0.0, 1.0, 5)), dtype=float)[:, :3].tolist()}
+                   for im in ax.get_images()],
+        "lines": [[np.asarray(ln.get_xdata(), dtype=float).tolist(), np.asarray(ln.get_ydata(), dtype=float).tolist()]
+                  for ln in ax.get_lines()],
+        "title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+        "legend": [t.get_text() for t in legend.get_texts()] if legend else [],
+    }
+
+
+def _record(fn, args, on_axes: bool) -> dict:
+    import matplotlib.pyplot as plt
+
+    before = set(plt.get_fignums())
+    try:
+        if on_axes:
+            fn(ax := plt.subplots()[1], *args)
+            return {"axes": [_axes(ax)]}
+        fig = fn(*args)
+        return {"axes": [_axes(ax) for ax in fig.axes]} if isinstance(fig, plt.Figure) else {"type": type(fig).__name__}
+    finally:  # close every figure the plot opened
+        for num in set(plt.get_fignums()) - before:
+            plt.close(num)
+
+
+def drawn_on_axes(fn, args) -> dict:
+    """``fn(ax, *args)`` on a fresh Axes: what that Axes shows."""
+    return _record(fn, args, on_axes=True)
+
+
+def returned_figure(fn, args) -> dict:
+    """``fn(*args)``, which returns a Figure: what each of its Axes shows."""
+    return _record(fn, args, on_axes=False)
+
+
+def _image_panels(got, expected, what: str, names=(), per: str = "", one_scale: bool = False) -> list[dict]:
+    """The Axes with an image, one per expected image panel (one per ``per`` item, each titled
+    with its ``names`` entry, when given), each image the expected one; ``one_scale``: one
+    diverging colour scale centred on zero for all."""
+    if "axes" not in got:
+        raise CheckFailure(f"type: {what} should return a matplotlib Figure, got a {got['type']}",
+                           "create it with fig, axes = plt.subplots(...) and return the Figure.")
+    panels, wanted = [ax for ax in got["axes"] if ax["images"]], [ax for ax in expected["axes"] if ax["images"]]
+    if not panels or (names and len(panels) != len(names)):
+        many = f"one image per {per} ({len(names)})" if names else "an image"
+        raise CheckFailure(f"images: {what} should have {many}, got {len(panels)}",
+                           f"make one Axes per {per}, plt.subplots(1, n), and imshow each, in the order given."
+                           if names else "draw it with ax.imshow(...).")
+    for k, (ax, want) in enumerate(zip(panels, wanted)):
+        _image(ax["images"][0], want["images"][0], f"panel {k + 1} of {what}" if names else what)
+    for k, (ax, name) in enumerate(zip(panels, names)):
+        if name not in ax["title"]:
+            raise CheckFailure(f"labels: panel {k + 1} of {what} should say {name} in its title, got {ax['title']!r}",
+                               f"title each panel with its {per}, e.g. f'{per} {{{per}:g}}'.")
+    if one_scale:
+        _one_diverging_scale([ax["images"][0] for ax in panels], what)
+    return panels
+
+
+def _image(img: dict, want: dict, what: str) -> np.ndarray:
+    """The image's array, which must be the expected one (a transposed or misshapen one gets a hint)."""
+    arr, want = np.asarray(img["array"], dtype=float), np.asarray(want["array"], dtype=float)
+    if arr.shape == want.shape and np.allclose(arr, want):
+        return arr
+    hint = ""
+    if arr.shape == want.T.shape and np.allclose(arr, want.T):
+        hint = "the image is transposed: reshape the flat vector with .reshape(rows, columns) and don't transpose it."
+    elif arr.shape == want.shape and np.allclose(arr, want.ravel().reshape(want.shape, order="F")):
+        hint = "reshape in C (row-major) order, w.reshape(rows, columns), as the frames were flattened."
+    elif arr.size == want.size and arr.shape != want.shape:
+        hint = f"reshape the flat vector to the frame's shape {want.shape} (rows, columns)."
+    raise CheckFailure(f"values: {what} should show the array {fmt(want)} with shape {want.shape}, got {fmt(arr)} "
+                       f"with shape {arr.shape}", hint)
+
+
+def _diverging(ramp) -> bool:
+    """A diverging colormap: two ends of different colours and a neutral middle (grey, white or
+    black) clearly lighter or darker than both (RdBu, coolwarm, PuOr, ...; not viridis, gray, jet)."""
+    ramp = np.asarray(ramp, dtype=float)
+    chroma, light = ramp.max(axis=1) - ramp.min(axis=1), ramp @ np.array([0.2126, 0.7152, 0.0722])
+    return bool(chroma[2] < 0.3 and max(chroma[0], chroma[-1]) > 0.15 and np.linalg.norm(ramp[0] - ramp[-1]) > 0.3
+                and (light[2] > light[[0, -1]].max() + 0.2 or light[2] < light[[0, -1]].min() - 0.2))
+
+
+def _one_diverging_scale(imgs: list[dict], what: str) -> None:
+    """One colour scale for every image, centred on zero and covering ±max |w|, diverging."""
+    m, many = max(float(np.nanmax(np.abs(np.asarray(i["array"], dtype=float)))) for i in imgs), len(imgs) > 1
+    hint = (f"pass vmin=-m, vmax=m with m the largest |w|{' over all the filters' if many else ' (np.abs(w).max())'}, "
+            "and a diverging colormap (cmap='RdBu_r'), so that zero weight has one colour"
+            + (" and every panel the same scale: the shrinkage shows." if many else "."))
+    clims = {tuple(float(v) for v in img["clim"]) for img in imgs}
+    if len(clims) > 1:
+        raise CheckFailure(f"colours: {what} should use one colour scale for every panel, got {len(clims)} "
+                           "different (vmin, vmax)", hint)
+    vmin, vmax = clims.pop()
+    if not (vmax > 0 and abs(vmin + vmax) <= 1e-9 * vmax and vmax >= m * (1 - 1e-9)):
+        raise CheckFailure(f"colours: {what} should have a colour scale centred on zero (vmin = −vmax ≥ max |w|), "
+                           f"got vmin = {vmin:.3g}, vmax = {vmax:.3g}", hint)
+    if not all(_diverging(img["ramp"]) for img in imgs):
+        raise CheckFailure(f"colours: {what} should use a diverging colormap (one colour for positive weights, "
+                           "another for negative, light or dark at zero)", hint)
+
+
+def _labelled(ax: dict, what: str) -> None:
+    for key, word in (("title", "a title"), ("xlabel", "an x-axis label"), ("ylabel", "a y-axis label")):
+        if not str(ax[key]).strip():
+            raise CheckFailure(f"labels: {what} should have {word}", _LABELS)
+
+
+def _has_line(ax: dict, x_options, y) -> bool:
+    return any(np.shape(ly) == np.shape(y) and np.allclose(ly, y) and any(
+        np.shape(lx) == np.shape(x) and np.allclose(lx, x) for x in x_options) for lx, ly in ax["lines"])
+
+
+# ---------------------------------------------------------------------------------------
+# The compare of each plotting part: (got, expected, what, args) -> None or CheckFailure
+
+
+def response_plot(got, expected, what, args) -> None:
+    """plot_response(ax, c, r, dt): lines of c and r against time in s (bin starts or centres), labelled, a legend."""
+    c, r, dt = args
+    (ax,), t = got["axes"], np.arange(len(c)) * dt
+    for name, y in (("the counts c", c), ("the expected counts r", r)):
+        if not _has_line(ax, (t, t + dt / 2), y):
+            raise CheckFailure(f"lines: {what} should have a line of {name} against time ({fmt(t)} s) drawn with "
+                               f"ax.plot or ax.step; found {len(ax['lines'])} line(s) without it",
+                               "the x values should be time in seconds: the bin index times dt."
+                               if _has_line(ax, [lx for lx, _ in ax["lines"]], y) else "")
+    _labelled(ax, what)
+    if len(ax["legend"]) < 2:
+        raise CheckFailure(f"legend: {what} should have a legend naming both lines",
+                           "label each line (label=...) and call ax.legend().")
+
+
+def rf_plot(got, expected, what, args) -> None:
+    """plot_rf(ax, w, shape): w as a frame-shaped image on one diverging scale centred on zero, labelled."""
+    _labelled(_image_panels(got, expected, what, one_scale=True)[0], what)
+
+
+def lagged_plots(got, expected, what, args) -> None:
+    """plot_lagged_filters(W, shape, lags): one image per lag, in order, each titled with its lag."""
+    _image_panels(got, expected, what, [str(lag) for lag in args[2]], "lag")
+
+
+def space_time_plots(got, expected, what, args) -> None:
+    """plot_space_time(u, v, shape, lag_times): u as an image, and a labelled line of v against the lag times."""
+    _image_panels(got, expected, f"the spatial map of {what}")
+    drawn = [ax for ax in got["axes"] if _has_line(ax, (args[3],), args[1])]
+    if not drawn:
+        raise CheckFailure(f"lines: {what} should have a line of v1 against the lag times ({fmt(args[3])} s)",
+                           "ax.plot(lag_times, v1) on a second Axes.")
+    _labelled(drawn[0], f"the time-course panel of {what}")
+
+
+def alpha_plots(got, expected, what, args) -> None:
+    """plot_filters_by_alpha(ws, alphas, shape): one image per alpha, in order, titled, on one diverging scale."""
+    _image_panels(got, expected, what, [f"{a:g}" for a in args[1]], "alpha", one_scale=True)
