@@ -1,16 +1,24 @@
 """glmer (course_lib.mixed.glmm) against lme4's glmer on simulated neurons, mice and designs.
 
 Reference: tests/reference/engine/glmer_reference.json, written by
-tests/reference/engine/glmer_reference.R (R 4.2.2, lme4 1.1-31, bobyqa in both stages with
-rhoend = 1e-10). The data come from tests/reference/engine/make_data.py (fixed seeds) and are
-regenerated here. The promise: 3 significant figures in every number compared.
+tests/reference/engine/glmer_reference.R (R 4.2.2, lme4 1.1-31, numDeriv), lme4 converged
+tightly: bobyqa in both stages with rhoend = 1e-10 and PIRLS to tolPwrss = 1e-10. The data
+come from tests/reference/engine/make_data.py (fixed seeds) and are regenerated here. Three
+designs are held out (``"heldout": true``: binomial with a correlated slope on two crossed
+factors, Poisson on two crossed factors with an exposure offset, binomial proportions with a
+slope): kinds the issue does not list, checked the same way. The promise: 3 significant
+figures (rtol 5e-4) in fixef, standard errors, SDs and logLik.
 
-One exception, measured and explained: lme4 stops PIRLS when the penalised deviance changes
-by less than 1e-7 relatively (``tolPwrss``), about 3e-4 in absolute terms on these data, so its
-Laplace deviance sits up to ~1e-3 above the exact one (crossed_binary: 3657.79355 at lme4's
-optimum against 3657.79277 here, at the same parameters). Its finite-difference Hessian, and
-so its standard errors, inherit that error: they differ from the exact Laplace ones by up to
-0.5 % on the binomial fits (Poisson fits agree to 2e-4). The SEs are compared at 5e-3.
+The standard errors, measured: lme4's own vcov is the inverse of a finite-difference Hessian
+(step 1e-4) of a deviance whose PIRLS warm-starts from the previous evaluation and stops at
+tolPwrss, so it carries ~1e-7 of noise per evaluation, amplified 1e8 times. At lme4's
+*default* control (tolPwrss = 1e-7) its SEs differ from its tight fit's by up to 1.8 %
+(binary_slope_crossed; 0.5 % on crossed_binary); even tight, they differ from the exact
+Laplace SEs by up to 0.24 % (three_factors, counts_crossed, choices). So the SEs are held to
+3 figures against ``fixef_se_laplace``: the exact Laplace SEs at lme4's optimum, from
+numDeriv's Richardson Hessian of the Laplace deviance the R script writes out from lme4's
+own model matrices (Newton to convergence from u = 0 at every point); ours agree to 7e-5.
+lme4's own tight SEs are checked too, at the 3e-3 their noise allows.
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ from mixed_data import make_data
 
 HERE = Path(__file__).parent / "reference" / "engine"
 REF = json.loads((HERE / "glmer_reference.json").read_text(encoding="utf-8"))["fits"]
-RTOL = 5e-4  # 3 significant figures, with a margin
+RTOL = 5e-4  # 3 significant figures
+LME4_VCOV_RTOL = 3e-3  # lme4's own finite-difference SEs: noisy to 2.4e-3 (docstring)
 
 @cache
 def fitted(key):
@@ -44,39 +53,58 @@ def fitted(key):
 
 
 @pytest.mark.parametrize("key", list(REF))
-def test_fixed_effects_and_standard_errors_match_lme4(key):
+def test_fixed_effects_and_standard_errors_match_lme4_to_three_figures(key):
     fit, _ = fitted(key)
     ref = REF[key]
     assert list(fit.fixef.index) == list(ref["fixef"])
-    np.testing.assert_allclose(fit.fixef, list(ref["fixef"].values()), rtol=RTOL, atol=1e-4,
+    np.testing.assert_allclose(fit.fixef, list(ref["fixef"].values()), rtol=RTOL, atol=1e-5,
                                err_msg=ref["call"])
-    np.testing.assert_allclose(fit.fixef_se, list(ref["fixef_se"].values()), rtol=5e-3,
+    exact = ref["fixef_se_laplace"] or ref["fixef_se"]  # AGQ: lme4's vcov is exact (2e-6)
+    np.testing.assert_allclose(fit.fixef_se, list(exact.values()), rtol=RTOL,
                                err_msg=ref["call"])
+    np.testing.assert_allclose(fit.fixef_se, list(ref["fixef_se"].values()),
+                               rtol=LME4_VCOV_RTOL, err_msg=ref["call"])
 
 
 @pytest.mark.parametrize("key", list(REF))
-def test_variance_components_and_likelihood_match_lme4(key):
+def test_variance_components_and_likelihood_match_lme4_to_three_figures(key):
     fit, _ = fitted(key)
     ref = REF[key]
     vc = fit.VarCorr
     assert len(vc) == len(ref["varcorr"])
     for row, want in zip(vc.itertuples(), ref["varcorr"], strict=True):
         assert row.grp == want["grp"]
-        if want["var2"] is None:
-            assert row.sdcor == pytest.approx(want["sdcor"], rel=RTOL, abs=2e-3), want
-        else:
-            assert row.sdcor == pytest.approx(want["sdcor"], abs=5e-3), want
+        # an SD on its boundary (the singular fit's) is compared in absolute terms
+        assert row.sdcor == pytest.approx(want["sdcor"], rel=RTOL, abs=1e-4), want
+    np.testing.assert_allclose(fit.theta, ref["theta"], rtol=RTOL, atol=1e-4)
     # With nAGQ > 1 lme4 reports a deviance made of deviance residuals, which leaves out the
     # saturated model's -2 log p(y | mu = y) (zero for 0/1 data, not for counts): its logLik
     # is then ours plus half that constant. Ours stays comparable across nAGQ.
     shift = 0.0
     if ref["nAGQ"] > 1:
         shift = 0.5 * fit.family.aic(fit.y, np.maximum(fit.y, 1e-300), fit.frame.weights)
-    assert fit.logLik + shift == pytest.approx(ref["logLik"], rel=1e-6)
+    assert fit.logLik + shift == pytest.approx(ref["logLik"], rel=1e-6, abs=1e-4)
     assert fit.AIC - 2 * shift == pytest.approx(ref["AIC"], rel=1e-6)
     assert fit.BIC - 2 * shift == pytest.approx(ref["BIC"], rel=1e-6)
     assert fit.nobs == ref["nobs"]
     assert fit.is_singular == ref["singular"]
+
+
+@pytest.mark.parametrize("key", [k for k, r in REF.items() if r["laplace_deviance"]])
+def test_optimum_is_no_worse_than_lme4s_on_the_exact_laplace_deviance(key):
+    # laplace_deviance: the exact Laplace deviance at lme4's tight optimum, computed in R
+    fit, _ = fitted(key)
+    assert fit.deviance <= REF[key]["laplace_deviance"] + 1e-6
+    assert fit.deviance == pytest.approx(REF[key]["laplace_deviance"], abs=1e-3)
+
+
+def test_held_out_designs_are_fitted_and_compared_too():
+    held = {k for k, r in REF.items() if r["heldout"]}
+    assert held == {"binary_slope_crossed", "counts_crossed", "prop_slope"}
+    kinds = {(REF[k]["family"], REF[k]["weights"] is not None, "offset" in REF[k]["formula"])
+             for k in held}
+    assert kinds == {("binomial", False, False), ("poisson", False, True),
+                     ("binomial", True, False)}
 
 
 @pytest.mark.parametrize("key", list(REF))
@@ -84,10 +112,10 @@ def test_predictions_and_pearson_statistic_match_lme4(key):
     fit, _ = fitted(key)
     ref = REF[key]
     data = make_data.simulated(ref["data"]).iloc[:5]
-    np.testing.assert_allclose(fit.predict(data), ref["pred_link"], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(fit.predict(data), ref["pred_link"], rtol=RTOL, atol=1e-4)
     np.testing.assert_allclose(fit.predict(data, type="response"), ref["pred_resp"],
-                               rtol=1e-3)
-    assert fit.overdispersion()["chisq"] == pytest.approx(ref["pearson_chisq"], rel=1e-3)
+                               rtol=RTOL)
+    assert fit.overdispersion()["chisq"] == pytest.approx(ref["pearson_chisq"], rel=RTOL)
 
 
 def test_converged_fits_report_a_small_gradient_on_theta_and_beta():
@@ -165,3 +193,30 @@ def test_glmm_offers_wald_intervals_and_z_tests_and_refuses_lmm_only_methods():
         fit.coef_table(ddf="Satterthwaite")
     with pytest.raises(ValueError, match="refit of a GLMM"):
         fit.refit(fit.y)
+
+
+@pytest.mark.parametrize("key", ["spikes_slope", "prop_slope", "choices_agq9"])
+def test_level_by_level_pirls_equals_the_blocked_factors(key):
+    # one random-effects term: PIRLS solves level by level (glmm._Laplace._level_system);
+    # the general blocked factor (pls.BlockedPLS) must give the same modes and deviance
+    from course_lib.mixed.formula import parse_formula
+    from course_lib.mixed.frame import model_frame
+    from course_lib.mixed.glmm import _family, _Laplace
+    from course_lib.mixed.terms import random_terms
+    fit, _ = fitted(key)
+    ref = REF[key]
+    parsed = parse_formula(ref["formula"])
+    frame = model_frame(parsed, make_data.simulated(ref["data"]), weights=ref["weights"])
+    terms = random_terms(parsed.random, frame.data, residual=False)
+    out = {}
+    for single in (True, False):
+        model = _Laplace(_family(ref["family"]), terms, frame.X, frame.y, frame.weights,
+                         frame.offset, ref["nAGQ"])
+        model.single = single
+        joint = model.pirls(fit.theta * 0.9)  # stage 1: beta inside PIRLS
+        fixed = model.pirls(fit.theta, fit.beta)
+        out[single] = (joint, model.beta.copy(), fixed, model.u.copy())
+    assert out[True][0] == pytest.approx(out[False][0], rel=1e-10)
+    np.testing.assert_allclose(out[True][1], out[False][1], rtol=1e-7)
+    assert out[True][2] == pytest.approx(out[False][2], rel=1e-10)
+    np.testing.assert_allclose(out[True][3], out[False][3], rtol=1e-6, atol=1e-8)

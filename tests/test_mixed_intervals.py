@@ -67,6 +67,23 @@ def test_bootstrap_intervals_are_seeded_and_near_the_profile(fits):
         np.testing.assert_allclose(a.loc[name], prof.loc[name], atol=0.25 * width)
 
 
+def test_bootstrap_is_the_same_whatever_the_number_of_processes(fits, capsys):
+    fit = fits["sleep_slopes"]
+    serial = fit.confint(method="boot", nsim=30, seed=4, progress=False)
+    parallel = fit.confint(method="boot", nsim=30, seed=4, progress=True, n_jobs=2)
+    pd.testing.assert_frame_equal(serial, parallel)
+    err = capsys.readouterr().err  # the progress bar is kept when the refits are shared out
+    assert "parametric bootstrap" in err and "30/30" in err
+    other = fit.confint(method="boot", nsim=30, seed=5, progress=False, n_jobs=2)
+    assert not np.allclose(other.to_numpy(), serial.to_numpy())  # the seed does matter
+
+
+@pytest.mark.parametrize("n_jobs", [0, -2, 1.5, True])
+def test_bootstrap_refuses_a_bad_number_of_processes(fits, n_jobs):
+    with pytest.raises(ValueError, match="n_jobs must be a positive integer or -1"):
+        fits["sleep_slopes"].confint(method="boot", nsim=10, n_jobs=n_jobs)
+
+
 def test_simulated_responses_have_the_models_mean_and_variance():
     fit = lmer("Reaction ~ Days + (1 | Subject)", load_sleepstudy())
     sims = fit.simulate(4000, seed=3)

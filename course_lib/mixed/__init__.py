@@ -38,6 +38,8 @@ The package, read in this order
     ``lmer``, the fit object with lme4's accessors, ``anova``.
 :mod:`~course_lib.mixed.inference`
     Satterthwaite's degrees of freedom (lmerTest): ``fit.coef_table()``, ``anova(fit)``.
+:mod:`~course_lib.mixed.kenward_roger`
+    Kenward-Roger's (pbkrtest): ``fit.coef_table(ddf="Kenward-Roger")``, ``anova(fit, ...)``.
 :mod:`~course_lib.mixed.intervals`
     ``fit.confint(method="profile" | "Wald" | "boot")`` with lme4's row names.
 :mod:`~course_lib.mixed.simulate`

@@ -19,6 +19,7 @@ differences and scaled by the Hessian, must stay below ``GRADIENT_TOL``.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -567,7 +568,7 @@ class LmerFit:
             return Satterthwaite(self)
 
     def confint(self, method: str = "profile", level: float = 0.95, nsim: int = 500,
-                seed: int = 0, progress: bool = True) -> pd.DataFrame:
+                seed: int = 0, progress: bool = True, n_jobs: int = 1) -> pd.DataFrame:
         """Confidence intervals with lme4's ``oldNames = FALSE`` row names.
 
         Parameters
@@ -580,6 +581,9 @@ class LmerFit:
             Bootstrap replicates and the seed of their simulation.
         progress : bool, default True
             Show a progress bar during the bootstrap.
+        n_jobs : int, default 1
+            Processes sharing out the bootstrap's refits (-1: one per CPU); the intervals
+            are the same for every n_jobs (see :func:`intervals.boot_intervals`).
 
         Returns
         -------
@@ -607,7 +611,8 @@ class LmerFit:
         if method == "boot":
             if not isinstance(nsim, int | np.integer) or nsim < 10:
                 raise ValueError(f"nsim must be an integer >= 10, got {nsim!r}")
-            return intervals.boot_intervals(self, level, int(nsim), seed, progress)
+            return intervals.boot_intervals(self, level, int(nsim), seed, progress,
+                                            _n_jobs(n_jobs))
         raise ValueError(f"method must be 'profile', 'Wald' or 'boot', got {method!r}")
 
     def simulate(self, nsim: int = 1, seed: int = 0,
@@ -633,7 +638,8 @@ class LmerFit:
 
     def coef_table(self, ddf: str = "Satterthwaite") -> pd.DataFrame:
         """Fixed effects with Satterthwaite's df and p-values, as lmerTest's ``summary``:
-        columns Estimate, Std. Error, df, t value, Pr(>|t|). ``ddf="lme4"`` gives lme4's
+        columns Estimate, Std. Error, df, t value, Pr(>|t|). ``ddf="Kenward-Roger"`` gives
+        pbkrtest's adjusted standard errors and df (REML fits), ``ddf="lme4"`` lme4's
         table without df. See :mod:`course_lib.mixed.inference`."""
         from course_lib.mixed.inference import coef_table
         return coef_table(self, ddf)
@@ -649,6 +655,15 @@ class LmerFit:
     def __repr__(self) -> str:
         how = "REML" if self.REML else "ML"
         return f"<LmerFit {how}: {self.formula}; nobs={self.nobs}, groups={self.ngrps}>"
+
+
+def _n_jobs(n_jobs) -> int:
+    """A number of worker processes: a positive integer, or -1 for one per CPU."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) \
+            or not (n_jobs >= 1 or n_jobs == -1):
+        raise ValueError(f"n_jobs must be a positive integer or -1 (one per CPU), got "
+                         f"{n_jobs!r}")
+    return (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
 
 
 def _is_na(value) -> bool:
@@ -686,7 +701,7 @@ def anova(*fits: LmerFit, names: list[str] | None = None, refit: bool = True,
         Row labels, one per fit in the order given; ``model1``, ``model2``... by default.
     refit : bool, default True
         Refit REML fits by ML before comparing.
-    ddf : {"Satterthwaite"}
+    ddf : {"Satterthwaite", "Kenward-Roger"}
         Denominator degrees of freedom of the F tests of a single fit.
 
     Returns

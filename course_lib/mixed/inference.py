@@ -152,15 +152,20 @@ def coef_table(fit, ddf: str = "Satterthwaite") -> pd.DataFrame:
     Parameters
     ----------
     fit : LmerFit
-    ddf : {"Satterthwaite", "lme4"}
-        "lme4" gives lme4's own table (no df, no p-value).
+    ddf : {"Satterthwaite", "Kenward-Roger", "lme4"}
+        "Kenward-Roger" adjusts the standard errors too (REML fits; see
+        :mod:`course_lib.mixed.kenward_roger`); "lme4" gives lme4's own table (no df, no
+        p-value).
     """
     if ddf == "lme4":
         return pd.DataFrame({"Estimate": fit.fixef, "Std. Error": fit.fixef_se,
                              "t value": fit.fixef / fit.fixef_se})
+    if ddf == "Kenward-Roger":
+        from course_lib.mixed.kenward_roger import coef_table as kr_table
+        return kr_table(fit)
     if ddf != "Satterthwaite":
-        raise ValueError(f"ddf must be 'Satterthwaite' or 'lme4', got {ddf!r} "
-                         f"(Kenward-Roger is not implemented)")
+        raise ValueError(f"ddf must be 'Satterthwaite' or 'lme4' or 'Kenward-Roger', got "
+                         f"{ddf!r}")
     s = fit._satterthwaite
     rows = [s.t_test(row) for row in np.eye(len(fit.fixef))]
     return pd.DataFrame(rows, index=fit.fixef.index,
@@ -168,7 +173,8 @@ def coef_table(fit, ddf: str = "Satterthwaite") -> pd.DataFrame:
 
 
 def anova_table(fit, ddf: str = "Satterthwaite") -> pd.DataFrame:
-    """lmerTest's type III ANOVA table: one F test per term of the fixed part.
+    """lmerTest's type III ANOVA table: one F test per term of the fixed part, with
+    Satterthwaite's or Kenward-Roger's (REML fits) denominator df.
 
     Each term is tested by the joint hypothesis that all its coefficients are zero, which is
     lmerTest's type III test for every term not contained in an interaction (a multi-level
@@ -180,10 +186,14 @@ def anova_table(fit, ddf: str = "Satterthwaite") -> pd.DataFrame:
     pandas.DataFrame
         Columns Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F), one row per term.
     """
-    if ddf != "Satterthwaite":
-        raise ValueError(f"ddf must be 'Satterthwaite', got {ddf!r}")
+    if ddf not in ("Satterthwaite", "Kenward-Roger"):
+        raise ValueError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger', got {ddf!r}")
     terms = _term_columns(fit)
-    s = fit._satterthwaite
+    if ddf == "Kenward-Roger":
+        from course_lib.mixed.kenward_roger import KenwardRoger
+        s = KenwardRoger(fit)
+    else:
+        s = fit._satterthwaite
     rows, names = [], []
     for term, cols in terms.items():
         contained = [other for other in terms if other != term

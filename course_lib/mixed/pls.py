@@ -109,26 +109,30 @@ class BlockedPLS:
         self._Z1 = _term_matrix(first, np.ones(n))  # unweighted; weighted per system
         self._Zrest = sp.hstack([_term_matrix(t, np.ones(n)) for t in rest]
                                 + [sp.csr_matrix((n, 0))], format="csr")
+        self._layout = None
         self.set_system(X, y, weights)
 
     def set_system(self, X: np.ndarray, y: np.ndarray, weights: np.ndarray) -> None:
         """Form the cross-products of [Z X y] with weights W (once per model for a linear
         mixed model; once per iteration of penalised IRLS for a generalised one)."""
-        self.n, self.p = X.shape
-        self.m = self.mZ + self.p + 1
-        self._check_memory()
+        if self._layout != X.shape:
+            self._set_layout(*X.shape)
         self.sum_log_w = float(np.sum(np.log(weights)))
         sw = np.sqrt(weights)
         first = self.terms[0]
         # A11: per-level q1 x q1 blocks of Z1^T W Z1
         zw = first.Z * sw[:, None]
-        self.A11 = np.zeros((self.m1, self.q1, self.q1))
-        for a in range(self.q1):
-            for b in range(a + 1):
-                s = np.bincount(first.codes, weights=zw[:, a] * zw[:, b], minlength=self.m1)
-                self.A11[:, a, b] = s
-                self.A11[:, b, a] = s
-        self.dense_coupling = self.m * self.m1 * self.q1 <= DENSE_COUPLING_MAX
+        if self.q1 == 1:
+            self.A11 = np.bincount(first.codes, weights=zw[:, 0] * zw[:, 0],
+                                   minlength=self.m1).reshape(self.m1, 1, 1)
+        else:
+            self.A11 = np.zeros((self.m1, self.q1, self.q1))
+            for a in range(self.q1):
+                for b in range(a + 1):
+                    s = np.bincount(first.codes, weights=zw[:, a] * zw[:, b],
+                                    minlength=self.m1)
+                    self.A11[:, a, b] = s
+                    self.A11[:, b, a] = s
         if self.dense_coupling:
             self.AR1, self.ARR = self._dense_products(zw, X, y, sw)
         else:
@@ -140,7 +144,19 @@ class BlockedPLS:
             self.ARR = (R.T @ R).toarray()
         if not self.dense_coupling and self.scalar_rest:
             self._entries = _CouplingEntries(self.AR1, self.m, self.m1, self.q1)
-        # precomputed indices, so that an evaluation does no bookkeeping
+        if self.dense_coupling and self.q1 > 1:
+            self._AR1_levels = self.AR1.reshape(self.m, self.m1, self.q1).transpose(1, 0, 2)
+        # the one-Cholesky path for small models, made on the first deviance() call (glmer's
+        # PIRLS sets many systems and never asks for the profiled deviance)
+        self._tiny = None
+
+    def _set_layout(self, n: int, p: int) -> None:
+        """What depends on the shape of X only: sizes and precomputed indices, so that
+        neither an evaluation nor a new set of weights (glmer's PIRLS) does bookkeeping."""
+        self.n, self.p = n, p
+        self.m = self.mZ + self.p + 1
+        self._check_memory()
+        self.dense_coupling = self.m * self.m1 * self.q1 <= DENSE_COUPLING_MAX
         self._diag_z = np.arange(self.mZ) * (self.m + 1)
         if self.scalar_rest:  # column of the rest -> its theta (or the 1 appended last)
             ntheta = len(self.theta0)
@@ -148,12 +164,8 @@ class BlockedPLS:
                 [np.full(t.n_levels, self.theta_slices[k + 1].start)
                  for k, t in enumerate(self.rest_terms)]
                 + [np.full(self.p + 1, ntheta)]).astype(int)
-        if self.dense_coupling and self.q1 > 1:
-            self._AR1_levels = self.AR1.reshape(self.m, self.m1, self.q1).transpose(1, 0, 2)
-        # the one-Cholesky path for small models, made on the first deviance() call (glmer's
-        # PIRLS sets many systems and never asks for the profiled deviance)
-        self._tiny = None
         self._tiny_eligible = self.dense_coupling and self.m1 * self.q1 + self.m <= TINY_MAX
+        self._layout = (n, p)
 
     def _tiny_system(self) -> dict:
         """The whole cross-product matrix as one dense array, and where each theta goes in

@@ -4,6 +4,8 @@
 # Laplace deviance is inexact enough to move the standard errors in the third figure (the
 # observation-level model's stim SE: 0.052517 at the default, 0.0529257 at 1e-12, where
 # numDeriv's Hessian of lme4's own deviance function agrees with lme4's vcov either way).
+# fixef_se_laplace: the exact Laplace SEs at lme4's optimum (glmer_laplace.R), free of the
+# noise lme4's warm-started PIRLS puts into its finite-difference Hessian.
 #
 # Regenerate (R >= 4 with lme4 and jsonlite):
 #     .venv/bin/python tests/reference/engine/chapter6_data.py /tmp/chapter6-data
@@ -15,6 +17,7 @@ args <- commandArgs(trailingOnly = TRUE)
 dir <- if (length(args)) args[1] else "/tmp/chapter6-data"
 script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
 out_dir <- if (length(script)) dirname(normalizePath(script)) else "."
+source(file.path(out_dir, "glmer_laplace.R"))
 models <- read.csv(file.path(dir, "models.csv"), stringsAsFactors = FALSE)
 tight <- glmerControl(optimizer = "bobyqa", tolPwrss = 1e-12,
                       optCtrl = list(rhobeg = 2e-3, rhoend = 1e-10, maxfun = 1e6))
@@ -26,9 +29,11 @@ for (i in seq_len(nrow(models))) {
   fam <- if (m$family == "poisson") poisson() else binomial()
   fit <- glmer(as.formula(m$formula), data = d, family = fam, control = tight)
   vc <- as.data.frame(VarCorr(fit))
+  exact <- laplace_se(fit)
   out[[m$name]] <- list(
     data = m$data, formula = m$formula, family = m$family,
     fixef = as.list(fixef(fit)), fixef_se = as.list(sqrt(diag(as.matrix(vcov(fit))))),
+    fixef_se_laplace = exact$se, laplace_deviance = exact$deviance,
     varcorr = lapply(seq_len(nrow(vc)), function(k) list(grp = vc$grp[k],
       var1 = if (is.na(vc$var1[k])) NULL else vc$var1[k],
       var2 = if (is.na(vc$var2[k])) NULL else vc$var2[k], vcov = vc$vcov[k],
