@@ -21,8 +21,12 @@ Richardson extrapolation, which agree with numDeriv to many digits.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+import patsy
 import scipy.stats
 
 #: numDeriv's defaults: relative step d (1e-4 for jacobian, 0.1 for hessian), absolute
@@ -176,34 +180,27 @@ def anova_table(fit, ddf: str = "Satterthwaite") -> pd.DataFrame:
     """lmerTest's type III ANOVA table: one F test per term of the fixed part, with
     Satterthwaite's or Kenward-Roger's (REML fits) denominator df.
 
-    Each term is tested by the joint hypothesis that all its coefficients are zero, which is
-    lmerTest's type III test for every term not contained in an interaction (a multi-level
-    factor included). A term contained in an interaction (``a`` beside ``a:b``) has a type
-    III hypothesis that depends on more than its own columns; it is refused with a message.
+    Each term is tested by lmerTest's type III hypothesis (:func:`type3_contrasts`): all its
+    coefficients zero for a term not contained in an interaction, and for a term contained
+    in one (``a`` beside ``a:b``) the part of its columns orthogonal to the terms that
+    contain it, so that the test does not depend on the reference level.
 
     Returns
     -------
     pandas.DataFrame
-        Columns Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F), one row per term.
+        Columns Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F), one row per term, in R's
+        order of terms (by degree, then as written).
     """
     if ddf not in ("Satterthwaite", "Kenward-Roger"):
         raise ValueError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger', got {ddf!r}")
-    terms = _term_columns(fit)
+    hypotheses = type3_contrasts(fit)
     if ddf == "Kenward-Roger":
         from course_lib.mixed.kenward_roger import KenwardRoger
         s = KenwardRoger(fit)
     else:
         s = fit._satterthwaite
     rows, names = [], []
-    for term, cols in terms.items():
-        contained = [other for other in terms if other != term
-                     and set(term.split(":")) < set(other.split(":"))]
-        if contained:
-            raise ValueError(
-                f"the term '{term}' is contained in {contained}; its type III hypothesis is "
-                f"not implemented here. Test the interaction, or refit without it")
-        L = np.zeros((len(cols), len(fit.fixef)))
-        L[np.arange(len(cols)), cols] = 1.0
+    for term, L in hypotheses.items():
         F, q, den, p = s.f_test(L)
         ms = F * fit.sigma ** 2
         rows.append([ms * q, ms, q, den, F, p])
@@ -212,24 +209,135 @@ def anova_table(fit, ddf: str = "Satterthwaite") -> pd.DataFrame:
                                                     "F value", "Pr(>F)"])
 
 
-def _term_columns(fit) -> dict[str, list[int]]:
-    """Columns of X that belong to each term of the fixed part (the intercept excluded)."""
+@dataclass(frozen=True)
+class _Term:
+    """One term of the fixed part: its R label, its columns in the fit's X, the variables
+    it involves and which of them are numeric (one-column numeric covariates)."""
+
+    name: str
+    cols: list[int]
+    variables: frozenset
+    numeric: frozenset
+    patsy_term: object = None
+
+    def contained_in(self, other: _Term) -> bool:
+        """lmerTest's ``term_contain`` (SAS's definition): ``other`` has every variable of
+        this term and more, and the same numeric covariates."""
+        return (self.variables < other.variables) and self.numeric == other.numeric
+
+
+def _terms(fit) -> list[_Term]:
+    """The terms of the fixed part (the intercept excluded) in R's order: by degree, then as
+    written (the order of their first column in R's model matrix)."""
     design = fit.frame.design
     kept = {int(k): pos for pos, k in enumerate(fit.frame.keep)}
     if not hasattr(design, "info"):  # numeric columns only: one column per term
-        return {n: [kept[k]] for k, n in enumerate(design.names)
-                if n != "(Intercept)" and k in kept}
+        return [_Term(n, [kept[k]], frozenset([n]), frozenset([n]))
+                for k, n in enumerate(design.names) if n != "(Intercept)" and k in kept]
     info = design.info
-    out = {}
+    r_index = {c: design.order.index(c) for c in range(len(design.order))}
+    out = []
     for term in info.terms:
-        name = term.name()
-        if name == "Intercept":
+        if not term.factors:
             continue
         sl = info.term_slices[term]
-        cols = sorted(kept[fit.frame.design.order.index(c)] for c in range(sl.start, sl.stop)
-                      if fit.frame.design.order.index(c) in kept)
-        if cols:
-            out[_r_term_name(name)] = cols
+        rcols = sorted(r_index[c] for c in range(sl.start, sl.stop))
+        numeric = [f.name() for f in term.factors
+                   if info.factor_infos[f].type == "numerical"
+                   and info.factor_infos[f].num_columns == 1]
+        out.append((rcols[0], _Term(_r_term_name(term.name()),
+                                    [kept[c] for c in rcols if c in kept],
+                                    frozenset(f.name() for f in term.factors),
+                                    frozenset(numeric), term)))
+    return [t for _, t in sorted(out, key=lambda pair: pair[0])]
+
+
+def _zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
+    """R's ``zapsmall``: round to ``digits`` decimals relative to the largest entry."""
+    mx = np.max(np.abs(x)) if x.size else 0.0
+    if not mx > 0:
+        return x
+    return np.round(x, max(0, digits - int(np.ceil(np.log10(mx)))))
+
+
+def _full_columns(fit) -> tuple[np.ndarray, list[str]]:
+    """lmerTest's ``get_rdX``: the rank-deficient model matrix with every level of every
+    factor in every term (R's ``model.matrix(~ 0 + term)`` per term) and the intercept,
+    named as patsy names treatment-coded columns (without the ``T.``)."""
+    info, data = fit.frame.design.info, fit.frame.data
+    n = len(data)
+    blocks, names = [], []
+    for term in info.terms:
+        mats, labels = [np.ones((n, 1))], [[]]
+        for factor in term.factors:
+            fi = info.factor_infos[factor]
+            values = factor.eval(fi.state, data)
+            if fi.type == "categorical":
+                codes = np.asarray(patsy.categorical.categorical_to_int(
+                    values, fi.categories, patsy.NAAction(NA_types=[]), origin=factor))
+                m = (codes[:, None] == np.arange(len(fi.categories))[None, :]).astype(float)
+                lab = [f"{factor.name()}[{c}]" for c in fi.categories]
+            else:
+                m = np.asarray(values, dtype=float).reshape(n, -1)
+                lab = ([factor.name()] if m.shape[1] == 1 else
+                       [f"{factor.name()}[{i}]" for i in range(m.shape[1])])
+            mats.append(m)
+            labels.append(lab)
+        cols, labs = mats[0], [""]
+        for m, lab in zip(mats[1:], labels[1:], strict=True):
+            cols = (cols[:, :, None] * m[:, None, :]).reshape(n, -1)
+            labs = [f"{a}:{b}" if a else b for a in labs for b in lab]
+        blocks.append(cols)
+        names.extend(labs if term.factors else ["Intercept"])
+    return np.column_stack(blocks), names
+
+
+def type3_contrasts(fit) -> dict[str, np.ndarray]:
+    r"""lmerTest's type III hypothesis matrices, one per term of the fixed part.
+
+    lmerTest's ``extract_contrasts_type3`` (contrast_utils.R), step by step: with X the
+    (treatment-coded, full-rank) model matrix and R the rank-deficient matrix of every level
+    of every term (:func:`_full_columns`), the rows of M = (X^+ R)^T express each column of
+    R in the coefficients of X. Terms are taken from the highest degree down; the columns of
+    M that belong to a term contained in others (:meth:`_Term.contained_in`) are replaced by
+    their residuals on the columns of the terms that contain it. The hypothesis of a term is
+    its columns of M, on the rows of R that are columns of X, transposed; rows that vanish
+    are dropped. For a term contained in none it is the identity on its own coefficients.
+    Rounding follows R's ``zapsmall`` where lmerTest applies it.
+
+    Returns
+    -------
+    dict
+        Term label -> L, shape (rows, p): the term is tested by L beta = 0.
+    """
+    terms = _terms(fit)
+    p = fit.X.shape[1]
+    terms_with_cols = [t for t in terms if t.cols]
+    if not any(t.contained_in(o) for t in terms for o in terms):
+        return {t.name: np.eye(p)[t.cols] for t in terms_with_cols}
+    design = fit.frame.design
+    rd, rd_names = _full_columns(fit)
+    x_names = [re.sub(r"\[T\.", "[", design.info.column_names[design.order[int(k)]])
+               for k in fit.frame.keep]
+    where = {name: i for i, name in enumerate(rd_names)}
+    missing = [name for name in x_names if name not in where]
+    if missing:
+        raise ValueError(f"type III tests of terms contained in interactions need R's "
+                         f"default treatment coding of factors; the columns {missing} are "
+                         f"not treatment-coded columns")
+    # MASS::ginv, as lmerTest: X has full column rank, so this is the least-squares solve
+    M = _zapsmall(np.linalg.pinv(fit.X) @ rd).T  # (columns of R, p)
+    for term in sorted(terms, key=lambda t: -len(t.variables)):  # stable, as R's order()
+        containing = [c for o in terms if term.contained_in(o) for c in o.cols]
+        if containing and term.cols:
+            C, Y = M[:, containing], M[:, term.cols]
+            coef = np.linalg.lstsq(C, Y, rcond=None)[0]
+            M[:, term.cols] = _zapsmall(Y - C @ coef)
+    M = M[[where[name] for name in x_names]]  # (p, p)
+    out = {}
+    for t in terms_with_cols:
+        L = M[:, t.cols].T
+        out[t.name] = L[np.abs(L).sum(axis=1) > 1e-8]
     return out
 
 
