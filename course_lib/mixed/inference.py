@@ -211,18 +211,19 @@ def anova_table(fit, ddf: str = "Satterthwaite") -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class _Term:
-    """One term of the fixed part: its R label, its columns in the fit's X, the variables
-    it involves and which of them are numeric (one-column numeric covariates)."""
+    """One term of the fixed part: its R label, its columns in the fit's X, its degree, and
+    the variables R codes with contrasts in it (code 1 of R's ``attr(terms, "factors")``)
+    with the numeric ones (one-column numeric covariates) among them."""
 
     name: str
     cols: list[int]
+    degree: int
     variables: frozenset
     numeric: frozenset
-    patsy_term: object = None
 
     def contained_in(self, other: _Term) -> bool:
-        """lmerTest's ``term_contain`` (SAS's definition): ``other`` has every variable of
-        this term and more, and the same numeric covariates."""
+        """lmerTest's ``term_contain`` (SAS's definition on R's coded variables): ``other``
+        has every variable of this term and more, and the same numeric covariates."""
         return (self.variables < other.variables) and self.numeric == other.numeric
 
 
@@ -232,24 +233,38 @@ def _terms(fit) -> list[_Term]:
     design = fit.frame.design
     kept = {int(k): pos for pos, k in enumerate(fit.frame.keep)}
     if not hasattr(design, "info"):  # numeric columns only: one column per term
-        return [_Term(n, [kept[k]], frozenset([n]), frozenset([n]))
+        return [_Term(n, [kept[k]], 1, frozenset([n]), frozenset([n]))
                 for k, n in enumerate(design.names) if n != "(Intercept)" and k in kept]
     info = design.info
     r_index = {c: design.order.index(c) for c in range(len(design.order))}
-    out = []
+    # R names a term by its variables in the order they first appear in the formula
+    rank: dict = {}
+    for term in patsy.ModelDesc.from_formula(fit.parsed.fixed).rhs_termlist:
+        for factor in term.factors:
+            rank.setdefault(factor.name(), len(rank))
+    found = []
     for term in info.terms:
         if not term.factors:
             continue
         sl = info.term_slices[term]
         rcols = sorted(r_index[c] for c in range(sl.start, sl.stop))
-        numeric = [f.name() for f in term.factors
-                   if info.factor_infos[f].type == "numerical"
-                   and info.factor_infos[f].num_columns == 1]
-        out.append((rcols[0], _Term(_r_term_name(term.name()),
-                                    [kept[c] for c in rcols if c in kept],
-                                    frozenset(f.name() for f in term.factors),
-                                    frozenset(numeric), term)))
-    return [t for _, t in sorted(out, key=lambda pair: pair[0])]
+        names = sorted((f.name() for f in term.factors), key=lambda v: rank.get(v, len(rank)))
+        found.append((rcols[0], term, names, [kept[c] for c in rcols if c in kept]))
+    found.sort(key=lambda item: item[0])
+    numeric = {f.name() for f, fi in info.factor_infos.items()
+               if fi.type == "numerical" and fi.num_columns == 1}
+    out = []
+    for i, (_, term, names, cols) in enumerate(found):
+        # R's TermCode: a variable is coded with contrasts (1) when the term without it is
+        # empty or lies within a term before this one; otherwise by indicators (2), and
+        # lmerTest's containment then ignores it
+        before = [set(t.factors) for _, t, _, _ in found[:i]]
+        coded = frozenset(f.name() for f in term.factors
+                          if not (rest := set(term.factors) - {f})
+                          or any(rest <= b for b in before))
+        out.append(_Term(_r_term_name(":".join(names)), cols, len(term.factors), coded,
+                         coded & numeric))
+    return out
 
 
 def _zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
@@ -327,7 +342,7 @@ def type3_contrasts(fit) -> dict[str, np.ndarray]:
                          f"not treatment-coded columns")
     # MASS::ginv, as lmerTest: X has full column rank, so this is the least-squares solve
     M = _zapsmall(np.linalg.pinv(fit.X) @ rd).T  # (columns of R, p)
-    for term in sorted(terms, key=lambda t: -len(t.variables)):  # stable, as R's order()
+    for term in sorted(terms, key=lambda t: -t.degree):  # stable, as R's order()
         containing = [c for o in terms if term.contained_in(o) for c in o.cols]
         if containing and term.cols:
             C, Y = M[:, containing], M[:, term.cols]

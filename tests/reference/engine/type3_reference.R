@@ -66,6 +66,9 @@ for (nm in names(datasets)) {
 models <- list(
   list("unbalanced_3x2", "unbalanced", "y ~ a * b + (1 | g)", TRUE),
   list("factor_by_numeric_slope", "slopes", "y ~ grp * day + (day | subj)", TRUE),
+  # no grp main effect: R codes day by indicators in day:grp, and lmerTest's containment,
+  # read off R's coding, then does not count day as contained in day:grp
+  list("separate_slopes", "slopes", "y ~ day + grp:day + (day | subj)", FALSE),
   list("crossed_threeway", "crossed", "y ~ a * b * c + (1 | subj) + (1 | item)", FALSE),
   list("crossed_threeway_numeric", "crossed", "y ~ a * b * x + (1 | subj) + (1 | item)", FALSE),
   # the same model with every factor's levels in reverse order: F is the same, but the
