@@ -23,6 +23,10 @@ from course_lib.mixed.inference import type3_contrasts
 HERE = Path(__file__).parent / "reference" / "engine"
 REF = json.loads((HERE / "type3_reference.json").read_text(encoding="utf-8"))["fits"]
 RTOL = 2e-3
+# the missing-cell design warns twice (lme4's rank deficiency, lmerTest's missing cells);
+# test_missing_cell_is_said_as_lmertest_says_it checks the second
+pytestmark = [pytest.mark.filterwarnings("ignore:fixed-effect model matrix is rank deficient"),
+              pytest.mark.filterwarnings("ignore:Missing cells for")]
 
 
 def _data(name: str, reverse: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -111,3 +115,10 @@ def test_numeric_covariate_contained_in_factor_by_numeric_interaction(fits):
     grp_own = np.eye(len(names))[[names.index("grpdrugA"), names.index("grpdrugB")]]
     assert np.allclose(L["grp"], grp_own)
     assert not np.allclose(L["day"], np.eye(len(names))[[names.index("day")]])
+
+
+def test_missing_cell_is_said_as_lmertest_says_it(fits):
+    # the cell a3:b2 has no rows: lme4 drops aa3:bb2, lmerTest tests on and says so
+    assert "aa3:bb2" not in fits["missing_cell"].fixef.index
+    with pytest.warns(UserWarning, match=r"Missing cells for: aa3:bb2\. Interpret type III"):
+        anova(fits["missing_cell"])

@@ -22,12 +22,15 @@ Richardson extrapolation, which agree with numDeriv to many digits.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import patsy
 import scipy.stats
+
+from course_lib.mixed.frame import _lme4_name
 
 #: numDeriv's defaults: relative step d (1e-4 for jacobian, 0.1 for hessian), absolute
 #: step eps near zero, r extrapolations
@@ -340,6 +343,10 @@ def type3_contrasts(fit) -> dict[str, np.ndarray]:
         raise ValueError(f"type III tests of terms contained in interactions need R's "
                          f"default treatment coding of factors; the columns {missing} are "
                          f"not treatment-coded columns")
+    empty = [name for name, col in zip(rd_names, rd.T, strict=True) if not col.any()]
+    if empty:  # lmerTest's message
+        warnings.warn(f"Missing cells for: {', '.join(map(_lme4_name, empty))}. Interpret type III hypotheses "
+                      f"with care.", UserWarning, stacklevel=3)
     # MASS::ginv, as lmerTest: X has full column rank, so this is the least-squares solve
     M = _zapsmall(np.linalg.pinv(fit.X) @ rd).T  # (columns of R, p)
     for term in sorted(terms, key=lambda t: -t.degree):  # stable, as R's order()

@@ -53,7 +53,12 @@ d$y <- 5 + 0.5 * (d$a == "hi") + 0.3 * (d$b == "q") - 0.4 * (d$b == "r") +
   it[match(d$item, sprintf("i%02d", 1:12))] + rnorm(nrow(d))
 crossed <- d[, c("subj", "item", "a", "b", "c", "x", "y")]
 
-datasets <- list(unbalanced = unbalanced, slopes = slopes, crossed = crossed)
+# 4. The data of 1 without the cell a3:b2: X is rank deficient (lme4 drops aa3:bb2) and
+#    lmerTest says "Missing cells for: aa3:bb2. Interpret type III hypotheses with care."
+missing_cell <- unbalanced[!(unbalanced$a == "a3" & unbalanced$b == "b2"), ]
+
+datasets <- list(unbalanced = unbalanced, slopes = slopes, crossed = crossed,
+                 missing_cell = missing_cell)
 dir.create(file.path(out_dir, "data"), showWarnings = FALSE)
 for (nm in names(datasets)) {
   con <- gzfile(file.path(out_dir, "data", paste0("type3_", nm, ".csv.gz")), "w")
@@ -65,6 +70,7 @@ for (nm in names(datasets)) {
 
 models <- list(
   list("unbalanced_3x2", "unbalanced", "y ~ a * b + (1 | g)", TRUE),
+  list("missing_cell", "missing_cell", "y ~ a * b + (1 | g)", FALSE),
   list("factor_by_numeric_slope", "slopes", "y ~ grp * day + (day | subj)", TRUE),
   # no grp main effect: R codes day by indicators in day:grp, and lmerTest's containment,
   # read off R's coding, then does not count day as contained in day:grp
