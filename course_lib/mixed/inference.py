@@ -17,6 +17,12 @@ the eigenvectors of L V_beta L^T, as in lmerTest's ``contestMD``.
 
 The derivatives are numerical, as lmerTest's (numDeriv): central differences refined by
 Richardson extrapolation, which agree with numDeriv to many digits.
+
+The type III ANOVA table (``anova_table``) tests each term by lmerTest's type III hypothesis
+(``type3_contrasts``, after lmerTest's ``get_contrasts_type3``): for a term contained in
+another (``a`` in ``a:b``; a covariate ``x`` in ``a:x``), the part of its columns orthogonal
+to the terms that contain it, computed on the rank-deficient design of every level, so that
+F does not depend on the reference level of a factor.
 """
 
 from __future__ import annotations
