@@ -117,6 +117,16 @@ def test_numeric_covariate_contained_in_factor_by_numeric_interaction(fits):
     assert not np.allclose(L["day"], np.eye(len(names))[[names.index("day")]])
 
 
+def test_type3_f_does_not_depend_on_the_contrast_coding():
+    # sum-to-zero coding of a (patsy's C(a, Sum); R's contrasts(a) <- contr.sum(3), which
+    # lmerTest maps back to treatment coding) tests the same hypotheses as lmerTest's table
+    r = REF["unbalanced_3x2"]
+    table = anova(lmer("y ~ C(a, Sum) * b + (1 | g)", _data("unbalanced")))
+    assert list(table.index) == ["C(a,Sum)", "b", "C(a,Sum):b"]
+    table.index = ["a", "b", "a:b"]
+    _compare(table, r["anova"], "sum-coded")
+
+
 def test_missing_cell_is_said_as_lmertest_says_it(fits):
     # the cell a3:b2 has no rows: lme4 drops aa3:bb2, lmerTest tests on and says so
     assert "aa3:bb2" not in fits["missing_cell"].fixef.index

@@ -27,16 +27,15 @@ F does not depend on the reference level of a factor.
 
 from __future__ import annotations
 
-import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import patsy
 import scipy.stats
 
-from course_lib.mixed.frame import _lme4_name
+from course_lib.mixed.frame import _independent_columns, _lme4_name
 
 #: numDeriv's defaults: relative step d (1e-4 for jacobian, 0.1 for hessian), absolute
 #: step eps near zero, r extrapolations
@@ -220,15 +219,16 @@ def anova_table(fit, ddf: str = "Satterthwaite") -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class _Term:
-    """One term of the fixed part: its R label, its columns in the fit's X, its degree, and
-    the variables R codes with contrasts in it (code 1 of R's ``attr(terms, "factors")``)
-    with the numeric ones (one-column numeric covariates) among them."""
+    """One term of the fixed part: its R label, its columns in the fit's X, its degree, the
+    variables R codes with contrasts in it (code 1 of R's ``attr(terms, "factors")``) with
+    the numeric ones (one-column numeric covariates) among them, and patsy's term."""
 
     name: str
     cols: list[int]
     degree: int
     variables: frozenset
     numeric: frozenset
+    patsy_term: object = field(default=None, compare=False)
 
     def contained_in(self, other: _Term) -> bool:
         """lmerTest's ``term_contain`` (SAS's definition on R's coded variables): ``other``
@@ -246,11 +246,7 @@ def _terms(fit) -> list[_Term]:
                 for k, n in enumerate(design.names) if n != "(Intercept)" and k in kept]
     info = design.info
     r_index = {c: design.order.index(c) for c in range(len(design.order))}
-    # R names a term by its variables in the order they first appear in the formula
-    rank: dict = {}
-    for term in patsy.ModelDesc.from_formula(fit.parsed.fixed).rhs_termlist:
-        for factor in term.factors:
-            rank.setdefault(factor.name(), len(rank))
+    rank = _variable_rank(fit)
     found = []
     for term in info.terms:
         if not term.factors:
@@ -272,8 +268,18 @@ def _terms(fit) -> list[_Term]:
                           if not (rest := set(term.factors) - {f})
                           or any(rest <= b for b in before))
         out.append(_Term(_r_term_name(":".join(names)), cols, len(term.factors), coded,
-                         coded & numeric))
+                         coded & numeric, term))
     return out
+
+
+def _variable_rank(fit) -> dict[str, int]:
+    """R's order of the variables: as they first appear in the formula (R names a term, and
+    picks the factor a model without intercept codes by indicators, in this order)."""
+    rank: dict = {}
+    for term in patsy.ModelDesc.from_formula(fit.parsed.fixed).rhs_termlist:
+        for factor in term.factors:
+            rank.setdefault(factor.name(), len(rank))
+    return rank
 
 
 def _zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
@@ -284,15 +290,31 @@ def _zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
     return np.round(x, max(0, digits - int(np.ceil(np.log10(mx)))))
 
 
-def _full_columns(fit) -> tuple[np.ndarray, list[str]]:
+def _full_columns(fit, terms: list[_Term]) -> tuple[np.ndarray, list[str], list, np.ndarray]:
     """lmerTest's ``get_rdX``: the rank-deficient model matrix with every level of every
-    factor in every term (R's ``model.matrix(~ 0 + term)`` per term) and the intercept,
-    named as patsy names treatment-coded columns (without the ``T.``)."""
+    factor in every term (R's ``model.matrix(~ 0 + term)`` per term) and the intercept.
+
+    Returns the matrix (n, m), its column names (patsy's style), the patsy term of each
+    column (None for the intercept), and which columns R's treatment-coded model matrix has
+    (each factor the term codes with contrasts away from its first level; in a model without
+    intercept the first factor of the first term with one keeps every level, as in R).
+    """
     info, data = fit.frame.design.info, fit.frame.data
     n = len(data)
-    blocks, names = [], []
+    coded = {t.patsy_term: t.variables for t in terms}
+    has_intercept = any(not term.factors for term in info.terms)
+    full_factor = None
+    if not has_intercept:  # R's modelmatrix: the first factor of the first term with one
+        rank = _variable_rank(fit)
+        for t in terms:
+            cats = [f for f in t.patsy_term.factors if info.factor_infos[f].type
+                    == "categorical" and f.name() in t.variables]
+            if cats:
+                full_factor = (t.patsy_term, min(cats, key=lambda f: rank.get(f.name(), 0)))
+                break
+    blocks, names, owner, treatment = [], [], [], []
     for term in info.terms:
-        mats, labels = [np.ones((n, 1))], [[]]
+        cols, labs, keep = np.ones((n, 1)), [""], [True]
         for factor in term.factors:
             fi = info.factor_infos[factor]
             values = factor.eval(fi.state, data)
@@ -301,33 +323,39 @@ def _full_columns(fit) -> tuple[np.ndarray, list[str]]:
                     values, fi.categories, patsy.NAAction(NA_types=[]), origin=factor))
                 m = (codes[:, None] == np.arange(len(fi.categories))[None, :]).astype(float)
                 lab = [f"{factor.name()}[{c}]" for c in fi.categories]
+                contrasts = (factor.name() in coded.get(term, ())
+                             and full_factor != (term, factor))
+                ok = [k > 0 or not contrasts for k in range(len(fi.categories))]
             else:
                 m = np.asarray(values, dtype=float).reshape(n, -1)
                 lab = ([factor.name()] if m.shape[1] == 1 else
                        [f"{factor.name()}[{i}]" for i in range(m.shape[1])])
-            mats.append(m)
-            labels.append(lab)
-        cols, labs = mats[0], [""]
-        for m, lab in zip(mats[1:], labels[1:], strict=True):
+                ok = [True] * m.shape[1]
             cols = (cols[:, :, None] * m[:, None, :]).reshape(n, -1)
             labs = [f"{a}:{b}" if a else b for a in labs for b in lab]
+            keep = [a and b for a in keep for b in ok]
         blocks.append(cols)
         names.extend(labs if term.factors else ["Intercept"])
-    return np.column_stack(blocks), names
+        owner.extend([term if term.factors else None] * cols.shape[1])
+        treatment.extend(keep)
+    return np.column_stack(blocks), names, owner, np.array(treatment)
 
 
 def type3_contrasts(fit) -> dict[str, np.ndarray]:
     r"""lmerTest's type III hypothesis matrices, one per term of the fixed part.
 
-    lmerTest's ``extract_contrasts_type3`` (contrast_utils.R), step by step: with X the
-    (treatment-coded, full-rank) model matrix and R the rank-deficient matrix of every level
-    of every term (:func:`_full_columns`), the rows of M = (X^+ R)^T express each column of
-    R in the coefficients of X. Terms are taken from the highest degree down; the columns of
-    M that belong to a term contained in others (:meth:`_Term.contained_in`) are replaced by
-    their residuals on the columns of the terms that contain it. The hypothesis of a term is
-    its columns of M, on the rows of R that are columns of X, transposed; rows that vanish
-    are dropped. For a term contained in none it is the identity on its own coefficients.
-    Rounding follows R's ``zapsmall`` where lmerTest applies it.
+    lmerTest's ``get_contrasts_type3`` and ``extract_contrasts_type3`` (contrast_utils.R),
+    step by step: with R the rank-deficient matrix of every level of every term and X_t
+    R's treatment-coded model matrix, its redundant columns dropped (both from
+    :func:`_full_columns`), the rows of M = (X_t^+ R)^T express each column of R in the
+    coefficients of X_t. Terms are taken from the highest degree down; the columns of M that
+    belong to a term contained in others (:meth:`_Term.contained_in`) are replaced by their
+    residuals on the columns of the terms that contain it. The hypothesis of a term is its
+    columns of M, on the rows of R that are columns of X_t, transposed, rows that vanish
+    dropped; it is carried to the fit's own coefficients by X_t^+ X (the identity for R's
+    default coding), so that the hypothesis does not depend on the coding. A term contained
+    in none is tested on its own coefficients. Rounding follows R's ``zapsmall`` where
+    lmerTest applies it.
 
     Returns
     -------
@@ -339,33 +367,33 @@ def type3_contrasts(fit) -> dict[str, np.ndarray]:
     terms_with_cols = [t for t in terms if t.cols]
     if not any(t.contained_in(o) for t in terms for o in terms):
         return {t.name: np.eye(p)[t.cols] for t in terms_with_cols}
-    design = fit.frame.design
-    rd, rd_names = _full_columns(fit)
-    x_names = [re.sub(r"\[T\.", "[", design.info.column_names[design.order[int(k)]])
-               for k in fit.frame.keep]
-    where = {name: i for i, name in enumerate(rd_names)}
-    missing = [name for name in x_names if name not in where]
-    if missing:
-        raise ValueError(f"type III tests of terms contained in interactions need R's "
-                         f"default treatment coding of factors; the columns {missing} are "
-                         f"not treatment-coded columns")
+    rd, rd_names, owner, treatment = _full_columns(fit, terms)
     empty = [name for name, col in zip(rd_names, rd.T, strict=True) if not col.any()]
     if empty:  # lmerTest's message
-        warnings.warn(f"Missing cells for: {', '.join(map(_lme4_name, empty))}. Interpret type III hypotheses "
-                      f"with care.", UserWarning, stacklevel=3)
-    # MASS::ginv, as lmerTest: X has full column rank, so this is the least-squares solve
-    M = _zapsmall(np.linalg.pinv(fit.X) @ rd).T  # (columns of R, p)
+        warnings.warn(f"Missing cells for: {', '.join(map(_lme4_name, empty))}. Interpret "
+                      f"type III hypotheses with care.", UserWarning, stacklevel=3)
+    cand = np.flatnonzero(treatment)
+    xt = cand[_independent_columns(rd[:, cand])]  # columns of R that make X_t
+    Xt = rd[:, xt]
+    if np.linalg.matrix_rank(Xt) < np.linalg.matrix_rank(fit.X):
+        raise ValueError("the type III hypotheses could not be formed: R's treatment-coded "
+                         "model matrix does not span the model's columns")
+    cols_t = {t.name: [k for k, j in enumerate(xt) if owner[j] is t.patsy_term]
+              for t in terms}
+    # MASS::ginv, as lmerTest: X_t has full column rank, so this is the least-squares solve
+    M = _zapsmall(np.linalg.pinv(Xt) @ rd).T  # (columns of R, columns of X_t)
     for term in sorted(terms, key=lambda t: -t.degree):  # stable, as R's order()
-        containing = [c for o in terms if term.contained_in(o) for c in o.cols]
-        if containing and term.cols:
-            C, Y = M[:, containing], M[:, term.cols]
+        containing = [c for o in terms if term.contained_in(o) for c in cols_t[o.name]]
+        if containing and cols_t[term.name]:
+            C, Y = M[:, containing], M[:, cols_t[term.name]]
             coef = np.linalg.lstsq(C, Y, rcond=None)[0]
-            M[:, term.cols] = _zapsmall(Y - C @ coef)
-    M = M[[where[name] for name in x_names]]  # (p, p)
+            M[:, cols_t[term.name]] = _zapsmall(Y - C @ coef)
+    M = M[xt]
+    to_fit = _zapsmall(np.linalg.pinv(Xt) @ fit.X)  # lmerTest's map between codings
     out = {}
     for t in terms_with_cols:
-        L = M[:, t.cols].T
-        out[t.name] = L[np.abs(L).sum(axis=1) > 1e-8]
+        L = M[:, cols_t[t.name]].T
+        out[t.name] = L[np.abs(L).sum(axis=1) > 1e-8] @ to_fit
     return out
 
 

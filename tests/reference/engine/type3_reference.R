@@ -70,6 +70,8 @@ for (nm in names(datasets)) {
 
 models <- list(
   list("unbalanced_3x2", "unbalanced", "y ~ a * b + (1 | g)", TRUE),
+  # without intercept R codes a by indicators (its type III test is then about the means)
+  list("no_intercept_3x2", "unbalanced", "y ~ 0 + a * b + (1 | g)", FALSE),
   list("missing_cell", "missing_cell", "y ~ a * b + (1 | g)", FALSE),
   list("factor_by_numeric_slope", "slopes", "y ~ grp * day + (day | subj)", TRUE),
   # no grp main effect: R codes day by indicators in day:grp, and lmerTest's containment,
