@@ -52,6 +52,7 @@ def _compare(table, rows, key):
     for row in rows:
         got = table.loc[row["term"]]
         assert got["NumDF"] == row["numdf"], (key, row)
+        assert got["Sum Sq"] == pytest.approx(row["sumsq"], rel=RTOL), (key, row)
         assert got["DenDF"] == pytest.approx(row["dendf"], rel=RTOL), (key, row)
         assert got["F value"] == pytest.approx(row["F"], rel=RTOL), (key, row)
         assert got["Pr(>F)"] == pytest.approx(row["p"], rel=RTOL), (key, row)

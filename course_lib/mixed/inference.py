@@ -211,6 +211,9 @@ def anova_table(fit, ddf: str = "Satterthwaite") -> pd.DataFrame:
     for term, L in hypotheses.items():
         F, q, den, p = s.f_test(L)
         ms = F * fit.sigma ** 2
+        if ddf == "Kenward-Roger":  # lmerTest's Mean Sq: the Wald F before KR's scaling
+            Lb = L @ s.beta
+            ms = float(Lb @ np.linalg.solve(L @ s.kr["PhiA"] @ L.T, Lb)) / q * fit.sigma ** 2
         rows.append([ms * q, ms, q, den, F, p])
         names.append(term)
     return pd.DataFrame(rows, index=names, columns=["Sum Sq", "Mean Sq", "NumDF", "DenDF",

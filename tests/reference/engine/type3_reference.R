@@ -86,7 +86,7 @@ models <- list(
 )
 out <- list()
 table_rows <- function(an) lapply(seq_len(nrow(an)), function(i) list(
-  term = rownames(an)[i], numdf = an[i, "NumDF"], dendf = an[i, "DenDF"],
+  term = rownames(an)[i], sumsq = an[i, "Sum Sq"], numdf = an[i, "NumDF"], dendf = an[i, "DenDF"],
   F = an[i, "F value"], p = an[i, "Pr(>F)"]))
 for (m in models) {
   d <- datasets[[m[[2]]]]
