@@ -73,17 +73,16 @@ def run(part: str, *answers, seed: int | None = None) -> Verdict:
 
 def _written(part: str, *answers) -> Verdict:
     """In a student tree, for a part that stores no cases: whether the answer is written."""
-    names = PARTS[part]["names"] or ["your answer"]
-    verdict = StoredCheck(part, PARTS[part]["points"], names[0], None, None)
+    names, points = PARTS[part]["names"] or ["your answer"], PARTS[part]["points"]
     for name, answer in zip(names, answers):
         if not callable(answer):
-            return verdict.verdict("error", f"{name} should be a function, got {type(answer).__name__}")
+            return Verdict(part, "error", 0.0, points, f"{name} should be a function, got {type(answer).__name__}")
         code = getattr(answer, "__code__", None)  # a stub's message names the part
         if code is not None and any(f"{part}: replace this line" in str(c) for c in code.co_consts):
-            return verdict.verdict("not-implemented", f"{name} still raises NotImplementedError: "
-                                                      "replace the stub with your solution.")
-    return verdict.verdict("written", f"{', '.join(names)} is written: it is judged when you hand in "
-                                      "the notebook.")
+            return Verdict(part, "not-implemented", 0.0, points,
+                           f"{name} still raises NotImplementedError: replace the stub with your solution.")
+    return Verdict(part, "written", 0.0, points,
+                   f"{', '.join(names)} is written: it is judged when you hand in the notebook.")
 
 
 def check(part: str, *answers) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import copy
 import dataclasses
+import functools
 import io
 import math
 import re
@@ -179,7 +180,7 @@ class Returned:
             return cls("other", type_name=str(data.get("type", "?")))
         if kind == "text":
             return cls("text", "str", text=str(data.get("value", "")))
-        if kind in ("tuple", "record"):
+        if kind == "tuple":
             return cls("other", type_name="tuple")
         if kind not in ("array", "series"):
             raise CheckFailure("the check's record of your result is malformed")
@@ -427,7 +428,7 @@ def memo_call(fn: Callable, *args, **kwargs):
 
 def reference_cache(fn: Callable) -> Callable:
     """Decorator: cache a pure reference computation with :func:`memo_call`."""
-    return lambda *args, **kwargs: memo_call(fn, *args, **kwargs)
+    return functools.wraps(fn)(lambda *args, **kwargs: memo_call(fn, *args, **kwargs))
 
 
 # ----------------------------------------------------------------------------------------
@@ -653,8 +654,12 @@ class StoredCheck(FunctionCheck):
                    error_hints=[tuple(p) for p in rec["error_hints"]], tolerance=tuple(rec["tolerance"]),
                    time_limit=rec["time_limit"], success=rec["success"], stored=rec["cases"])
 
+    @functools.cached_property
+    def _cases(self) -> tuple[Case, ...]:  # decoded once: collect and judge both ask
+        return tuple(Case(tuple(decode(a) for a in c["args"]), c["label"]) for c in self.stored)
+
     def cases(self) -> Sequence[Case]:
-        return [Case(tuple(decode(a) for a in c["args"]), c["label"]) for c in self.stored]
+        return self._cases
 
     def outputs(self, index: int, case: Case, keys=("expected", "valid", "mistakes")) -> dict:
         return {key: self.stored[index][key] for key in keys}
