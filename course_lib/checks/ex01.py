@@ -11,16 +11,14 @@ from course_lib.datasets import load_sleepstudy
 
 
 def sleep_subset(rng: np.random.Generator, k: int, days=None, shuffle=True, until=lambda sub: True):
-    """``k`` subjects of the sleep study (unused levels dropped), each keeping its first ``rng.integers(*days)``
-    days if ``days``, rows shuffled (index reset) if ``shuffle``, redrawn until ``until(sub)``; for ex01-ex03."""
+    """``k`` sleep-study subjects drawn until ``until(sub)``, their first ``rng.integers(*days)`` days, shuffled."""
     sleep = load_sleepstudy()
     while True:
         chosen = rng.choice(list(sleep["Subject"].cat.categories), size=k, replace=False)
         sub = sleep[sleep["Subject"].isin(chosen)]
         if days:
             sub = sub[sub["Days"] < sub["Subject"].map(dict(zip(chosen, rng.integers(*days, size=k)))).astype(int)]
-        if shuffle:
-            sub = sub.sample(frac=1.0, random_state=rng).reset_index(drop=True)
+        sub = sub.sample(frac=1.0, random_state=rng).reset_index(drop=True) if shuffle else sub
         sub = sub.assign(Subject=sub["Subject"].cat.remove_unused_categories())
         if until(sub):
             return sub
@@ -70,12 +68,10 @@ register(FunctionCheck(
 
 def _draw_lines(rng: np.random.Generator, with_days: bool = True) -> list[Case]:
     """Four lines beta = [intercept (ms), slope (ms/day)], each with 3 to 7 days or with a number of ms."""
-    cases = []
-    for _ in range(4):
-        beta = np.array([rng.uniform(200, 320), rng.uniform(2, 25)])
-        x = rng.integers(0, 10, size=int(rng.integers(3, 8))).astype(float) if with_days else rng.uniform(10, 150)
-        cases.append(Case((beta, x), f"beta = {fmt(beta)}, {'days' if with_days else 'ms'} = {fmt(x)}"))
-    return cases
+    lines = [(np.array([rng.uniform(200, 320), rng.uniform(2, 25)]),
+              rng.integers(0, 10, size=int(rng.integers(3, 8))).astype(float) if with_days else rng.uniform(10, 150))
+             for _ in range(4)]
+    return [Case((b, x), f"beta = {fmt(b)}, {'days' if with_days else 'ms'} = {fmt(x)}") for b, x in lines]
 
 
 register(FunctionCheck(
@@ -99,12 +95,9 @@ register(FunctionCheck(
 
 def _draw_subject_subsets(rng: np.random.Generator) -> list[Case]:
     """4, 7 and 18 subjects of the sleep study (rows shuffled, their index kept), each with a line beta."""
-    cases = []
-    for k in (4, 7, 18):
-        sub = sleep_subset(rng, k, shuffle=False).sample(frac=1.0, random_state=rng)
-        beta = np.array([rng.uniform(230, 270), rng.uniform(5, 15)])
-        cases.append(Case((sub, beta), f"{k} subjects (rows shuffled), beta = {fmt(beta)}"))
-    return cases
+    draws = [(k, sleep_subset(rng, k, shuffle=False).sample(frac=1.0, random_state=rng),
+              np.array([rng.uniform(230, 270), rng.uniform(5, 15)])) for k in (4, 7, 18)]
+    return [Case((sub, beta), f"{k} subjects (rows shuffled), beta = {fmt(beta)}") for k, sub, beta in draws]
 
 
 def _mean_residuals(data, beta):

@@ -69,8 +69,7 @@ _FACTORS = "site scanner subject mouse region electrode session drug hemisphere 
 
 
 def _draw_designs(rng: np.random.Generator) -> list[Case]:
-    """Each branch of the rule twice, in a drawn order, and its boundary: a sample of exactly 4 levels (random)
-    and one of 3 (fixed). Each kind is (levels are a sample, levels are the question, number of levels)."""
+    """Each branch of the rule twice and its boundary (4 sampled levels, 3), as (sample, question, levels)."""
     kinds = [(True, True, rng.integers(4, 12)), (bool(rng.integers(2)), True, rng.integers(2, 12)),
              (True, False, rng.integers(5, 40)), (True, False, rng.integers(2, 4)), (True, False, 4),
              (True, False, 3), (False, False, rng.integers(4, 8)), (False, False, rng.integers(2, 8))]
@@ -122,8 +121,7 @@ register(FunctionCheck(
 
 
 def _lrt(data, reml=False, df=None, sign=1.0):
-    """[chisq, df, p] of anova(fit_2, fit_4) by ML as lme4's, or by REML (valid: the same fixed effects);
-    ``df``, ``sign``: the test at other degrees of freedom, or of the other difference."""
+    """[chisq, df, p] of anova(fit_2, fit_4) by ML (lme4's) or REML (valid), or at ``df``, of ``sign`` × chisq."""
     row = anova(quiet_lmer(FIT_2, data, reml), quiet_lmer(FIT_4, data, reml), refit=False).iloc[1]
     chisq, df = sign * row["Chisq"], row["Df"] if df is None else df
     return np.array([chisq, df, scipy.stats.chi2.sf(chisq, df)])

@@ -16,22 +16,18 @@ _w = pooling.shrinkage_factor
 
 def _draw_factors(rng: np.random.Generator) -> list[Case]:
     """Group sizes 1 to 29 and variances tau2, sigma2 over two orders of magnitude."""
-    cases = []
-    for size in (3, 5, 8, 4):
-        n, tau2, sigma2 = rng.integers(1, 30, size=size), float(rng.uniform(10, 2000)), float(rng.uniform(100, 1500))
-        cases.append(Case((n, tau2, sigma2), f"n = {fmt(n)}, tau2 = {tau2:.4g}, sigma2 = {sigma2:.4g}"))
-    return cases
+    draws = [(rng.integers(1, 30, size=size), rng.uniform(10, 2000), rng.uniform(100, 1500)) for size in (3, 5, 8, 4)]
+    return [Case((n, t, s), f"n = {fmt(n)}, tau2 = {t:.4g}, sigma2 = {s:.4g}") for n, t, s in draws]
 
 
-_VARIANCES = "tau2 and sigma2 are already variances: use them as they are."
 register(FunctionCheck(
     part="ex3-shrinkage-factor", points=1, function="shrinkage_factor", seed=3101, draw=_draw_factors, reference=_w,
     mistakes=[(lambda n, t, s: 1 - _w(n, t, s), "you returned 1 − w, the weight of the population; w is the weight "
                "of the group's own data, and grows with n."),
               (lambda n, t, s: np.full(np.shape(n), t / (t + s)),
                "the variance of a group's mean is sigma2 / n, not sigma2: w = tau2 / (tau2 + sigma2 / n)."),
-              (lambda n, t, s: _w(n, t ** 2, s ** 2), _VARIANCES),
-              (lambda n, t, s: _w(n, np.sqrt(t), np.sqrt(s)), _VARIANCES)],
+              *[(lambda n, t, s, f=f: _w(n, f(t), f(s)), "tau2 and sigma2 are already variances: use them as they are.")
+                for f in (np.square, np.sqrt)]],
     success="{function} gives w = tau2 / (tau2 + sigma2 / n) on {n} inputs the check drew."))
 
 
@@ -75,8 +71,7 @@ register(FunctionCheck(
 
 
 def _draw_splits(rng: np.random.Generator) -> list[Case]:
-    """10 and 18 subjects, each split into its first 4 or 6 days (fit_4 converging on them) and the rest, rows
-    shuffled; each split with each pooling method."""
+    """10 and 18 subjects split into their first 4 or 6 days (fit_4 converging) and the rest, for each method."""
     cases = []
     for k, n in ((10, 4), (18, 6)):
         sub = sleep_subset(rng, k, shuffle=False, until=lambda s, n=n: converged(
@@ -95,24 +90,15 @@ def _predict(train, test, method):
     return _pooled(train, test)[method].to_numpy()
 
 
-def _where(applies, wrong):
-    """A mistake on the cases whose method ``applies`` (it raises, so does not apply, on the others)."""
-    def mistake(train, test, method):
-        if not applies(method):
-            raise ValueError("not a mistake on this case")
-        return wrong(train, test)
-    return mistake
-
-
 register(FunctionCheck(
     part="ex3-predict-held-out", points=1.5, function="predict_held_out", seed=3303,
     draw=_draw_splits, reference=_predict, tolerance=(1e-5, 1e-4),
-    mistakes=[  # (balanced days: the population line is complete pooling's, so that mistake is partial's only)
-        (_where(lambda m: m == "partial", lambda tr, te: quiet_lmer(FIT_4, tr).predict(te, re_form="NA").to_numpy()),
-         "you predicted with the fixed effects only (re_form=NA); partial pooling uses each subject's own line: "
-         "fit.predict(test)."),
-        *[(_where(lambda m, o=o: m != o, lambda tr, te, o=o: _predict(tr, te, o)),
-           f"these are the '{o}' pooling predictions: use the method the argument names.") for o in pooling.METHODS],
+    mistakes=[  # (a mistake right on a case never matches a wrong answer there: it is the reference's output)
+        (lambda tr, te, m: quiet_lmer(FIT_4, tr).predict(te, re_form="NA").to_numpy() if m == "partial"
+         else _predict(tr, te, m), "you predicted with the fixed effects only (re_form=NA); partial pooling uses "
+         "each subject's own line: fit.predict(test)."),
+        *[(lambda tr, te, m, o=o: _predict(tr, te, o), f"these are the '{o}' pooling predictions: use the method "
+           "the argument names.") for o in pooling.METHODS],
         (lambda tr, te, m: _predict(pd.concat([tr, te], ignore_index=True), te, m),
          "you fitted on the test rows too: fit on train only, then predict test.")],
     success="{function} predicts held-out days with each pooling method on {n} inputs the check drew."))
