@@ -55,6 +55,7 @@ register(FunctionCheck(
               (lambda X, y: _ols_params(X[:, 1:], y),
                "you fitted without the intercept column: X already holds it as its first column.")],
     success="{function} agrees with statsmodels' OLS on {n} data sets the check drew."))
+
 register(FunctionCheck(
     part="ex1-standard-errors", points=1, function="ols_standard_errors", seed=202, draw=_draw_regressions,
     reference=_ols_se,
@@ -82,6 +83,7 @@ register(FunctionCheck(
               (lambda beta, days: beta[1] * np.asarray(days),
                "you left out the intercept: the prediction at Days = 0 is beta[0] ms, not 0.")],
     success="{function} gives intercept + slope × days, in ms, on {n} inputs the check drew."))
+
 _SLOPE = ("a change in reaction time depends on the slope alone: each day adds beta[1] ms, so it takes "
           "ms / beta[1] days.")
 _UNITS = "check the units: ms divided by (ms per day) gives days."

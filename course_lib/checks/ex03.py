@@ -93,7 +93,7 @@ def _predict(train, test, method):
 register(FunctionCheck(
     part="ex3-predict-held-out", points=1.5, function="predict_held_out", seed=3303,
     draw=_draw_splits, reference=_predict, tolerance=(1e-5, 1e-4),
-    mistakes=[  # (a mistake right on a case never matches a wrong answer there: it is the reference's output)
+    mistakes=[  # (on a case a mistake does not concern, it returns the reference's output: it never matches there)
         (lambda tr, te, m: quiet_lmer(FIT_4, tr).predict(te, re_form="NA").to_numpy() if m == "partial"
          else _predict(tr, te, m), "you predicted with the fixed effects only (re_form=NA); partial pooling uses "
          "each subject's own line: fit.predict(test)."),
