@@ -1,9 +1,7 @@
-r"""Checks of exercise 5 (LNP receptive fields: counts c_t ~ Poisson(exp(wᵀs_t)·Δt·R)), declared.
-The chapter's ten common mistakes get their own hints, each a declared mistake or recognised by the
-shipped :mod:`~course_lib.checks.lnp_results` and :mod:`~course_lib.checks.figures`, which read and
-compare the results. References are :mod:`course_lib.lnp`'s (tested against scipy, statsmodels, glum).
+r"""Checks of exercise 5 (LNP receptive fields: counts c_t ~ Poisson(exp(wᵀs_t)·Δt·R)). The chapter's ten
+common mistakes get their own hints, as declared mistakes or from the shipped readers and comparisons
+(:mod:`~course_lib.checks.lnp_results`, :mod:`~course_lib.checks.figures`); references from :mod:`course_lib.lnp`.
 """
-
 from __future__ import annotations
 
 import warnings
@@ -74,13 +72,10 @@ register(FunctionCheck(
     success="{function} gives −log L (without constants) and its gradient at {n} points the check drew."))
 
 
-def _draw_fit(rng):
-    wb = lnp.gaussian_rf(15, 1.5, center=(5.0, 9.0))  # both 15 × 15: a fit started at w_true runs
-    (ca, _, sa), (cb, _, sb) = (lnp.sample_lnp(w, 400, dt, R, 1.0, _seed(rng)) for w, dt, R in
-                                ((_W_LAB, 0.1, 50.0), (wb, 0.05, 40.0)))
-    # args[4], the true w, spots an x0 there: fit_rf gets the first four
-    return [Case((ca, sa, 0.1, 50.0, _W_LAB), "400 bins of the lab's receptive field (v = 1)"),
-            Case((cb, sb, 0.05, 40.0, wb), "400 bins of another neuron (dt = 0.05, R = 40, v = 1)")]
+def _draw_fit(rng):  # args[4], the true w (15 × 15: a fit started there runs), spots an x0 at it; fit_rf gets 4
+    return [Case((*lnp.sample_lnp(w, 400, dt, R, 1.0, _seed(rng))[::2], dt, R, w), f"400 bins of {whose} (v = 1)")
+            for w, dt, R, whose in ((_W_LAB, 0.1, 50.0, "the lab's receptive field"), (lnp.gaussian_rf(
+                15, 1.5, center=(5.0, 9.0)), 0.05, 40.0, "another neuron (dt = 0.05, R = 40)"))]
 
 
 register(FunctionCheck(
@@ -95,10 +90,8 @@ def _show(ax, w, shape, m, **labels):
 
 
 def _plot_response(ax, c, r, dt):
-    ax.plot(np.arange(len(c)) * dt, c, label="observed count c")
-    ax.plot(np.arange(len(c)) * dt, r, label="expected count r")
+    ax.legend(ax.plot(np.arange(len(c)) * dt, np.c_[c, r]), ["observed count c", "expected count r"])
     ax.set(title="response", xlabel="time (s)", ylabel="spikes per bin")
-    ax.legend()
 
 
 register(FunctionCheck(
@@ -149,24 +142,24 @@ def _draw_lagged(rng):
     return cases
 
 
-def _fit_lagged(counts, frames, lags, dt):
-    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # "did not converge" at 1e-8 per bin
-        return lnp.fit_lagged(counts, frames, lags, dt, R=None)               # (on reversed recordings): not theirs
+def _fit_lagged(counts, frames, lags, dt):  # "did not converge" at 1e-8 per bin (reversed recordings): not theirs
+    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):
+        return lnp.fit_lagged(counts, frames, lags, dt, R=None)
 
 
 register(FunctionCheck(
     part="ex5-lagged", points=1, function="fit_lags", seed=512, draw=_draw_lagged, reference=_fit_lagged,
     output=lnp_results.single_threaded, compare=lnp_results.fit, tolerance=_FIT_SAME,
-    mistakes=[(lambda counts, frames, *rest: _fit_lagged(counts[::-1], frames[::-1], *rest), "your lags go the wrong "
-               "way: lag L pairs counts[t] with frames[t - L], the frame shown L steps *before*; use counts[m:] with "
-               "frames[m - L : n - L], m = max(lags)."),  # counts[t] with frames[t + L]: the fit of the reversed recording
+    mistakes=[(lambda counts, frames, *rest: _fit_lagged(counts[::-1], frames[::-1], *rest),  # = frames[t + L]
+               "your lags go the wrong way: lag L pairs counts[t] with frames[t - L], the frame shown L steps "
+               "*before*; use counts[m:] with frames[m - L : n - L], m = max(lags)."),
               (lambda *args: _fit_lagged(*args).T, "stack the filters as columns: np.column_stack.")],
     success="{function} fits each lag (counts[t] with frames[t − L], rate estimated) on {n} recordings."))
 
 
-def _panels(ws, titles, shape):
+def _panels(ws, titles, shape, n_axes=None):
     fig, m = Figure(), max(np.abs(w).max() for w in ws)
-    for ax, w, title in zip(fig.subplots(1, len(ws), squeeze=False)[0], ws, titles):
+    for ax, w, title in zip(fig.subplots(1, n_axes or len(ws), squeeze=False)[0], ws, titles):
         _show(ax, w, shape, m, title=title)
     return fig
 
@@ -192,9 +185,8 @@ def _draw_svd(rng):
 def _svd(W, k=0, column=False, centre=True, sign=1.0):
     """Singular vectors ``k`` (``v`` a column of Vᵀ if ``column``), u's largest entry of sign ``sign``."""
     U, S, Vt = np.linalg.svd(W - W.mean() if centre else W, full_matrices=False)
-    u, v = U[:, k], (Vt[:, k] if column else Vt[k])
-    sign = sign * (-1.0 if u[np.argmax(np.abs(u))] < 0 else 1.0)
-    return sign * u, sign * v, S[k]
+    sign *= np.sign(U[np.argmax(np.abs(U[:, k])), k])
+    return sign * U[:, k], sign * (Vt[:, k] if column else Vt[k]), S[k]
 
 
 _SECOND = "you took the second singular vector: the first (largest singular value, index 0) is the best rank-one fit."
@@ -206,15 +198,13 @@ register(FunctionCheck(
               (lambda W: _svd(W, sign=-1.0), "fix the sign: flip u1 and v1 together so that the entry of u1 with "
                                              "the largest magnitude is positive."),
               (lambda W: _svd(W, centre=False), "subtract the mean of W (W - W.mean()) before the SVD.")],
-    success="{function} gives the first singular vectors of the centred W, sign fixed, on {n} matrices the check drew."))
+    success="{function} gives the first singular vectors of the centred W, sign fixed, on {n} matrices."))
 
 
 def _plot_space_time(u, v, shape, lag_times):
-    fig = Figure()
-    left, right = fig.subplots(1, 2)
-    _show(left, u, shape, np.abs(u).max(), title="spatial map u1")
-    right.plot(lag_times, v)
-    right.set(title="time course v1", xlabel="lag (s)", ylabel="weight")
+    fig = _panels([u], ["spatial map u1"], shape, n_axes=2)
+    fig.axes[1].plot(lag_times, v)
+    fig.axes[1].set(title="time course v1", xlabel="lag (s)", ylabel="weight")
     return fig
 
 
@@ -238,12 +228,12 @@ def _ridge(c, s, dt, R, alpha, times=1.0):
 register(FunctionCheck(
     part="ex5-ridge", points=1, function="fit_ridge", seed=531, draw=_draw_ridge, reference=_ridge,
     output=lnp_results.single_threaded, compare=lnp_results.fit, tolerance=_FIT_SAME,
-    mistakes=[(lambda *a: _ridge(*a, times=0.0), "this is the unpenalised fit: add alpha * (w @ w) to −log L and "
-                                                 "2 * alpha * w to its gradient."),
+    mistakes=[(lambda *a: _ridge(*a, times=0.0), "this is the unpenalised fit: add alpha * (w @ w) to −log L and 2 * "
+               "alpha * w to its gradient."),
               (lambda *a: _ridge(*a, times=0.5), "the penalty is α‖w‖² = alpha * (w @ w); its gradient is 2 * alpha "
-                                                 "* w (you used half of it)."),
-              (lambda *a: _ridge(*a, times=2.0), "the penalty is α‖w‖² and its gradient 2 * alpha * w: yours is "
-                                                 "twice too strong.")],
+               "* w (you used half of it)."),
+              (lambda *a: _ridge(*a, times=2.0), "the penalty is α‖w‖² and its gradient 2 * alpha * w: yours is twice "
+               "too strong.")],
     success="{function} minimises −log L + α‖w‖² (a ridge-penalised Poisson GLM) on {n} problems."))
 
 register(FunctionCheck(

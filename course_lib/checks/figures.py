@@ -1,8 +1,6 @@
-"""Reading plots for the exercise checks; shipped in the student tree, so no reference.
-
-A plot is judged from its Axes' contents (each image's array, colour limits and colormap, each line's
-data, the labels and legend), never by comparing pictures: ``output`` functions record them,
-``compare`` functions check them against the expected plot's images or the case's arguments.
+"""Reading plots for the exercise checks; shipped in the student tree, so no reference. A plot is
+judged from its Axes' contents (images with their colour limits and colormap, lines, labels, legend),
+never by comparing pictures: ``output`` functions record them, ``compare`` functions check them.
 """
 
 from __future__ import annotations
@@ -56,8 +54,8 @@ def returned_figure(fn, args) -> dict:
 
 
 def _image_panels(got, expected, what: str, names=(), per: str = "", one_scale: bool = False) -> list[dict]:
-    """The Axes with an image, one per expected image panel (one per ``per`` item, each titled with its
-    ``names`` entry, when given), each image the expected one; ``one_scale``: one diverging scale for all."""
+    """The Axes with an image, each the expected one (one per ``per`` item, titled with its ``names``
+    entry, when given); ``one_scale``: one diverging colour scale centred on zero for all."""
     if "axes" not in got:
         raise CheckFailure(f"type: {what} should return a matplotlib Figure, got a {got['type']}",
                            "create it with fig, axes = plt.subplots(...) and return the Figure.")
@@ -67,7 +65,8 @@ def _image_panels(got, expected, what: str, names=(), per: str = "", one_scale: 
                     f"make one Axes per {per}, plt.subplots(1, n), and imshow each, in the order given."
                     if names else "draw it with ax.imshow(...).")])
     for k, (ax, want) in enumerate(zip(panels, wanted)):
-        _image(ax["images"][0], want["images"][0], f"panel {k + 1} of {what}" if names else what)
+        _image(np.asarray(ax["images"][0]["array"], dtype=float), np.asarray(want["images"][0]["array"], dtype=float),
+               f"panel {k + 1} of {what}" if names else what)
     first_failure((name not in ax["title"], f"labels: panel {k + 1} of {what} should say {name} in its title, got "
                    f"{ax['title']!r}", f"title each panel with its {per}, e.g. f'{per} {{{per}:g}}'.")
                   for k, (ax, name) in enumerate(zip(panels, names)))
@@ -76,18 +75,19 @@ def _image_panels(got, expected, what: str, names=(), per: str = "", one_scale: 
     return panels
 
 
-def _image(img: dict, want: dict, what: str) -> None:
+def _image(arr, want, what: str) -> None:
     """The image's array must be the expected one (a transposed or misshapen one gets a hint)."""
-    arr, want = (np.asarray(x["array"], dtype=float) for x in (img, want))
-    if arr.shape != want.shape or not np.allclose(arr, want):
-        raise CheckFailure(f"values: {what} should show the array {fmt(want)} with shape {want.shape}, got {fmt(arr)} "
-                           f"with shape {arr.shape}", next((hint for hit, hint in (
-                               (arr.shape == want.T.shape and np.allclose(arr, want.T), "the image is transposed: "
-                                "reshape the flat vector with .reshape(rows, columns) and don't transpose it."),
-                               (arr.shape == want.shape and np.allclose(arr, want.ravel().reshape(want.shape, order="F")),
-                                "reshape in C (row-major) order, w.reshape(rows, columns), as the frames were flattened."),
-                               (arr.size == want.size and arr.shape != want.shape, "reshape the flat vector to the "
-                                f"frame's shape {want.shape} (rows, columns).")) if hit), ""))
+    if arr.shape == want.shape and np.allclose(arr, want):
+        return
+    hint = ""
+    if arr.shape == want.T.shape and np.allclose(arr, want.T):
+        hint = "the image is transposed: reshape the flat vector with .reshape(rows, columns) and don't transpose it."
+    elif arr.shape == want.shape and np.allclose(arr, want.ravel().reshape(want.shape, order="F")):
+        hint = "reshape in C (row-major) order, w.reshape(rows, columns), as the frames were flattened."
+    elif arr.size == want.size and arr.shape != want.shape:
+        hint = f"reshape the flat vector to the frame's shape {want.shape} (rows, columns)."
+    raise CheckFailure(f"values: {what} should show the array {fmt(want)} with shape {want.shape}, got {fmt(arr)} "
+                       f"with shape {arr.shape}", hint)
 
 
 def _diverging(ramp) -> bool:
@@ -117,7 +117,7 @@ def _one_diverging_scale(imgs: list[dict], what: str) -> None:
 
 
 def _labels(ax: dict, what: str) -> list:
-    """The steps: a title and both axis labels."""
+    """The steps that check a title and both axis labels."""
     return [(not str(ax[key]).strip(), f"labels: {what} should have {word}", "every figure needs a title and axis "
              "labels with units.") for key, word in (("title", "a title"), ("xlabel", "an x-axis label"),
                                                      ("ylabel", "a y-axis label"))]
@@ -132,8 +132,8 @@ def response_plot(got, expected, what, args) -> None:
     """plot_response(ax, c, r, dt): lines of c and r against time in s (bin starts or centres), labelled, a legend."""
     c, r, dt = args
     (ax,), t = got["axes"], np.arange(len(c)) * dt
-    first_failure([(not _has_line(ax, (t, t + dt / 2), y), f"lines: {what} should have a line of {name} against time "
-                    f"({fmt(t)} s) drawn with ax.plot or ax.step; found {len(ax['lines'])} line(s) without it",
+    first_failure([(not _has_line(ax, (t, t + dt / 2), y), f"lines: {what} should have a line of {name} against "
+                    f"time ({fmt(t)} s) drawn with ax.plot or ax.step; found {len(ax['lines'])} line(s) without it",
                     "the x values should be time in seconds: the bin index times dt."
                     if _has_line(ax, [lx for lx, _ in ax["lines"]], y) else "")
                    for name, y in (("the counts c", c), ("the expected counts r", r))] + _labels(ax, what)

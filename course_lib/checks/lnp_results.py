@@ -1,8 +1,6 @@
-"""Reading and comparing exercise 5's LNP results (sampler, likelihood, fits) for its checks.
-
-Shipped in the student tree, so no reference: ``output`` functions record an answer's result as plain
-data (a fit also each ``scipy.optimize.minimize`` call's ``x0`` and ``jac``); ``compare`` functions test
-properties (the sampler's N(0, v) pixels and Poisson counts) or compare with the expected data.
+"""Reading and comparing exercise 5's LNP results (sampler, likelihood, fits); shipped, so no reference.
+``output`` functions record an answer's result as plain data (a fit also each ``scipy.optimize.minimize``
+call's ``x0`` and ``jac``); ``compare`` functions test properties or compare with the expected data.
 """
 
 from __future__ import annotations
@@ -42,10 +40,9 @@ def sampled(fn, args) -> dict:
 
 
 def sampler(got, expected, what, args) -> None:
-    """sample_lnp by its properties (the draw is the answer's): N(0, v) pixels, independent and of one
-    scale in every frame (uniform or ±√v pixels have mean 0 and variance v too: their fourth moment,
-    1.8 v² or v² against 3 v², and a Kolmogorov–Smirnov test tell), ``r = exp(s @ w)·dt·R`` on the
-    answer's ``s``, Poisson counts, the same draw for the same seed; each threshold ≥ 4.4 SE from N(0, v)'s."""
+    """sample_lnp by its properties: N(0, v) pixels, independent, of one scale in every frame (the fourth
+    moment and a Kolmogorov–Smirnov test tell uniform or ±√v pixels), ``r = exp(s @ w)·dt·R`` on the answer's
+    ``s``, Poisson counts, the same draw for the same seed; each threshold ≥ 4.4 SE from N(0, v)'s value."""
     w, n_t, dt, R, v, _ = args
     c, r, s = _arrays(got["out"], expected["out"], what)
     var, mean, bad, busy = s.var(), s.mean(), f"values: the stimulus of {what} should be", r > 1
@@ -85,8 +82,8 @@ def at_two_points(fn, args) -> dict:
 
 
 def negloglik(got, expected, what, args) -> None:
-    """f and grad to float32's precision (f within 2e-5 relative, grad 1e-4 and 1e-5 of its largest
-    entry); an ``f`` that does not change with ``w`` gets its hint."""
+    """f (2e-5 relative) and grad (1e-4, and 1e-5 of its largest entry): float32's precision; an f
+    that does not change with w gets its hint."""
     (f, g), (f2, _) = (_arrays(got[k], expected[k], what) for k in ("at w", "moved"))
     want_f, want_g = (Returned.from_data(item).array for item in expected["at w"]["items"])
     first_failure([
@@ -103,18 +100,16 @@ _SPYING = threading.Lock()  # scipy.optimize.minimize is patched for one fit at 
 
 
 def fitted(fn, args) -> dict:
-    """fit_rf(c, s, dt, R) = ``fn(*args[:4])`` (``args[4]``, the true w, stays with the check) with
-    ``scipy.optimize.minimize`` watched, also under a name the answer imported it by: the estimate,
-    and the ``x0`` and ``jac`` of each call (the last 20). BLAS on one thread, as for every fit here:
-    scipy's idle OpenBLAS threads otherwise slow a small fit tenfold on 2 busy cores."""
+    """fit_rf(c, s, dt, R) = ``fn(*args[:4])`` (``args[4]`` is the true w) and the ``[x0, jac]`` of its last
+    20 ``scipy.optimize.minimize`` calls (also under a name the answer imported it by); BLAS on one thread,
+    as for every fit here: idle OpenBLAS threads otherwise slow a small fit tenfold on 2 busy cores."""
     import scipy.optimize as opt
 
     original, calls = opt.minimize, []
 
     def spy(fun, x0, *rest, **kwargs):
         res = original(fun, x0, *rest, **kwargs)
-        calls.append({"x0": np.ravel(x0).astype(float).tolist(),
-                      "jac": np.ravel(res.get("jac", np.nan)).astype(float).tolist()})
+        calls.append([np.ravel(np.asarray(x, dtype=float)).tolist() for x in (x0, res.get("jac", np.nan))])
         return res
 
     names = getattr(fn, "__globals__", {})
@@ -139,12 +134,12 @@ def _rel(a, b) -> float:
 
 
 def fit(got, expected, what, args) -> None:
-    """The expected w within :data:`FIT_TOL`; for fit_rf, an ``x0`` at the true w (``args[4]``), the
-    optimiser's jac, a normalised, flipped or shrunk estimate, or one still at x0 get their hints."""
+    """The expected w within :data:`FIT_TOL`; for fit_rf, hints for an ``x0`` at the true w (``args[4]``),
+    the optimiser's jac, a normalised, flipped or shrunk estimate, or one still at x0."""
     want, w = Returned.from_data(expected["w"]).array, Returned.from_data(got["w"])
     compare_arrays(w, want, what, *_ANY)
     w, calls = w.array, got.get("calls", [])
-    x0s = [np.asarray(call["x0"], dtype=float) for call in calls]
+    x0s = [np.asarray(x0, dtype=float) for x0, _ in calls]
     first_failure([(any(x0.shape == w.shape and np.std(x0) > 0 and np.corrcoef(x0, args[4])[0, 1] > 0.999
                         for x0 in x0s), f"start: {what} should start the optimiser without knowing the true "
                     "receptive field; your x0 is it (up to scale)", "your optimiser starts at the true receptive "
@@ -154,7 +149,7 @@ def fit(got, expected, what, args) -> None:
     norm, total = np.linalg.norm(w) / np.linalg.norm(want), want.sum()
     with np.errstate(all="ignore"):
         hints = [] if "calls" not in got else [
-            (any(np.array_equal(w, call["jac"]) for call in calls), "you returned the optimiser's jac, the gradient "
+            (any(np.array_equal(w, jac) for _, jac in calls), "you returned the optimiser's jac, the gradient "
              "at the optimum (close to 0); the estimate is res.x."),
             (abs(total) > 1e-12 and _rel(w, want / total) < 1e-2, "you normalised the estimate by its sum; the "
              "maximum-likelihood estimate has its own scale and sign, so give res.x as it is."),
