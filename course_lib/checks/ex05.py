@@ -47,26 +47,24 @@ def _draw_negloglik(rng):
             Case((0.8 * wb, cb, sb, 0.05, 30.0), "60 bins of another neuron, w = 0.8 w_true")]
 
 
-def _nll_with(extra=lambda c, dt, R: 0.0, f_sign=1.0, g_sign=1.0):
-    """A wrong likelihood: −log L plus a constant, each part's sign as given."""
-    def wrong(w, c, s, dt, R):
-        f, g = lnp.negloglik(w, c, s, dt, R)
-        return f_sign * (f + extra(c, dt, R)), g_sign * g
-    return wrong
+def _nll_plus(constant):
+    """−log L plus a ``constant(c, dt, R)`` that does not depend on w; the same gradient."""
+    return lambda w, c, s, dt, R: (lnp.negloglik(w, c, s, dt, R)[0] + constant(c, dt, R),
+                                   lnp.negloglik(w, c, s, dt, R)[1])
 
 
 register(FunctionCheck(
     part="ex5-negloglik", points=0.5, function="negloglik", seed=502, draw=_draw_negloglik, reference=lnp.negloglik,
     output=lnp_results.at_two_points, compare=lnp_results.negloglik,
-    mistakes=[(_nll_with(g_sign=-1.0), "you returned the gradient of log L, not of −log L: the gradient of the "
-                                       "negative log-likelihood is Σ_t (r_t − c_t) s_t."),
-              (_nll_with(f_sign=-1.0, g_sign=-1.0), "you returned log L; the optimiser minimises, so return −log L "
-                                                    "and its gradient."),
-              (_nll_with(lambda c, dt, R: special.gammaln(c + 1).sum()), "you kept Σ_t log c_t! in the objective: it "
+    mistakes=[(lambda *a: (lnp.negloglik(*a)[0], -lnp.negloglik(*a)[1]), "you returned the gradient of log L, not "
+               "of −log L: the gradient of the negative log-likelihood is Σ_t (r_t − c_t) s_t."),
+              (lambda *a: tuple(-x for x in lnp.negloglik(*a)), "you returned log L; the optimiser minimises, so "
+               "return −log L and its gradient."),
+              (_nll_plus(lambda c, dt, R: special.gammaln(c + 1).sum()), "you kept Σ_t log c_t! in the objective: it "
                "does not depend on w; drop it (as log(factorial(c)) it is slow and overflows)."),
-              (_nll_with(lambda c, dt, R: -c.sum() * np.log(dt * R)), "you kept the constant −Σ c_t log(Δt R); "
+              (_nll_plus(lambda c, dt, R: -c.sum() * np.log(dt * R)), "you kept the constant −Σ c_t log(Δt R); "
                "it does not depend on w: drop it, as the formula says."),
-              (_nll_with(lambda c, dt, R: np.log(special.factorial(c)).sum()), _FACTORIAL),
+              (_nll_plus(lambda c, dt, R: np.log(special.factorial(c)).sum()), _FACTORIAL),
               (lambda w, c, s, dt, R: lnp.negloglik(w / s.shape[1], c, s, dt, R), HINT_DOT)],  # s @ (w / P): a mean
     error_hints=[(word, _FACTORIAL) for word in ("factorial", "Overflow", "too large")],
     success="{function} gives −log L (without constants) and its gradient at {n} points the check drew."))
