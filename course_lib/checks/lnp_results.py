@@ -6,9 +6,9 @@ call's ``x0`` and ``jac``); ``compare`` functions test properties or compare wit
 from __future__ import annotations
 
 import copy
+import inspect
 import math
-import threading
-from unittest import mock
+import sys
 
 import numpy as np
 from scipy import stats
@@ -96,30 +96,26 @@ def negloglik(got, expected, what, args) -> None:
          f"be {fmt(want_g)}, got {fmt(g)}", "")])
 
 
-_SPYING = threading.Lock()  # scipy.optimize.minimize is patched for one fit at a time
-
-
 def fitted(fn, args) -> dict:
     """fit_rf(c, s, dt, R) = ``fn(*args[:4])`` (``args[4]`` is the true w) and the ``[x0, jac]`` of its last
-    20 ``scipy.optimize.minimize`` calls (also under a name the answer imported it by); BLAS on one thread,
-    as for every fit here: idle OpenBLAS threads otherwise slow a small fit tenfold on 2 busy cores."""
-    import scipy.optimize as opt
+    20 ``scipy.optimize.minimize`` calls, however it was imported; BLAS on one thread, as for every fit
+    here: idle OpenBLAS threads otherwise slow a small fit tenfold on 2 busy cores."""
+    from scipy.optimize import minimize
 
-    original, calls = opt.minimize, []
+    code, calls, previous = inspect.unwrap(minimize).__code__, [], sys.getprofile()  # (a decorated minimize too)
 
-    def spy(fun, x0, *rest, **kwargs):
-        res = original(fun, x0, *rest, **kwargs)
-        calls.append([np.ravel(np.asarray(x, dtype=float)).tolist() for x in (x0, res.get("jac", np.nan))])
-        return res
+    def watch(frame, event, result):  # this thread's calls: x0 as minimize is called, jac as it returns
+        if frame.f_code is code and event == "call":
+            calls.append([np.ravel(np.asarray(frame.f_locals["x0"], dtype=float)).tolist(), []])
+        elif frame.f_code is code and event == "return" and result is not None:
+            calls[-1][1] = np.ravel(np.asarray(result.get("jac", np.nan), dtype=float)).tolist()
 
-    names = getattr(fn, "__globals__", {})
-    rebound = [name for name, val in list(names.items()) if val is original]
-    with _SPYING, threadpool_limits(1, user_api="blas"), mock.patch.object(opt, "minimize", spy):
-        names.update(dict.fromkeys(rebound, spy))
+    with threadpool_limits(1, user_api="blas"):
+        sys.setprofile(watch)
         try:
             w = fn(*args[:4])
         finally:
-            names.update(dict.fromkeys(rebound, original))
+            sys.setprofile(previous)
     return {"w": to_data(w), "calls": calls[-20:]}
 
 
