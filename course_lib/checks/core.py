@@ -1,17 +1,14 @@
 """The machinery of the exercise checks: verdicts, the registry, and the one kind of check.
 
-A part's check is a declaration (:class:`FunctionCheck`): a generator of inputs, a reference
-implementation, known mistakes (wrong implementations with their hints) and other valid
-implementations. Its ``output`` runs a function on one case in the student's kernel and describes
-the result as JSON data; the judge compares that untrusted data with the reference's output:
+A part's check is a declaration (:class:`FunctionCheck`): inputs drawn from a seed, a reference
+implementation, wrong implementations with their hints, other valid ones. Its ``output`` describes a
+function's result on a case as JSON data (in the student's kernel); the judge reads that untrusted data:
 
-    verdict(answer) = ✔  if compare(output(answer), output(reference)) on every case
-                         (or the output equals a valid alternative's),
-                      ✘  with the hint of the mistake whose output it equals, otherwise.
+    verdict(answer) = ✔  if compare(output(answer), output(reference)) on every case, or output(answer)
+                         equals a valid alternative's output; else ✘ with the hint of the mistake it equals.
 
-Modules ``exNN`` hold the declarations (their references are solutions and stay with the
-instructor); every other module of this package ships in the student tree, where
-:class:`StoredCheck` judges the public cases against outputs stored at release time.
+Modules ``exNN`` hold the declarations (their references are solutions); every other module here ships
+in the student tree, where :class:`StoredCheck` judges the public cases on outputs stored at release.
 """
 
 from __future__ import annotations
@@ -27,7 +24,7 @@ import re
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import cachetools
@@ -35,15 +32,11 @@ import joblib
 import numpy as np
 import pandas as pd
 
-#: The statuses a verdict can have (``written``: judged when handed in, student tree only).
-STATUSES = ("passed", "failed", "error", "not-implemented", "written")
-
-
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of one check: ``status`` (one of :data:`STATUSES`), ``points`` of
-    ``max_points``, a ``message`` (what was checked, or the failed step with what was expected
-    and what came back) and, for a known mistake, a ``hint``."""
+    """The outcome of one check: ``status`` (passed, failed, error, not-implemented, or written: judged
+    when handed in), ``points`` of ``max_points``, a ``message`` (what was checked, or the failed step
+    with what was expected and what came back) and, for a known mistake, a ``hint``."""
 
     part: str
     status: str
@@ -53,9 +46,6 @@ class Verdict:
     hint: str = ""
 
     passed = property(lambda self: self.status == "passed")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def __str__(self) -> str:
         mark, got = ("✎", "?") if self.status == "written" else ("✔" if self.passed else "✘", f"{self.points:g}")
@@ -468,11 +458,10 @@ def encode(x):
         buf = io.BytesIO()
         np.save(buf, x, allow_pickle=False)
         return {"npy": base64.b64encode(buf.getvalue()).decode("ascii")}
-    if isinstance(x, pd.DataFrame):
-        return {"df": {str(c): x[c].tolist() for c in x.columns}, "index": x.index.tolist(),
-                "dtypes": {str(c): str(x[c].dtype) for c in x.columns},
-                "categories": {str(c): x[c].cat.categories.tolist() for c in x.columns
-                               if isinstance(x[c].dtype, pd.CategoricalDtype)}}
+    if isinstance(x, pd.DataFrame):  # a categorical column's dtype: its categories
+        return {"df": {str(c): x[c].tolist() for c in x}, "index": x.index.tolist(), "dtypes": {
+            str(c): x[c].cat.categories.tolist() if isinstance(x[c].dtype, pd.CategoricalDtype) else str(x[c].dtype)
+            for c in x}}
     if isinstance(x, dict):
         return {"map": {str(k): encode(v) for k, v in x.items()}}
     if isinstance(x, (list, tuple)):
@@ -490,11 +479,8 @@ def decode(x):
         return (tuple if x.get("tuple") else list)(decode(v) for v in x["seq"])
     if "map" in x:
         return {k: decode(v) for k, v in x["map"].items()}
-    frame = pd.DataFrame(x["df"], index=x["index"])
-    for col, dtype in x["dtypes"].items():
-        cats = x["categories"].get(col)
-        frame[col] = pd.Categorical(frame[col], categories=cats) if cats is not None else frame[col].astype(dtype)
-    return frame
+    return pd.DataFrame(x["df"], index=x["index"]).astype(
+        {c: pd.CategoricalDtype(d) if isinstance(d, list) else d for c, d in x["dtypes"].items()})
 
 
 def qualname(fn: Callable) -> str:
