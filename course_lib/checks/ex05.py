@@ -86,16 +86,14 @@ register(FunctionCheck(
 
 
 def _mistakes(plot, *levels):
-    """(wrong plot, hint) pairs: each fault (keyword options of ``plot``) of each level, the most telling level first,
-    alone and with any faults of the later levels at once (it still gets its hint)."""
+    """(wrong plot, hint): each fault (options of ``plot``) of each level, alone and with faults of the later levels."""
     return [(functools.partial(plot, **fault, **{k: v for more, _ in later for k, v in more.items()}), hint)
             for i, level in enumerate(levels) for fault, hint in level
             for later in itertools.product(*[[({}, "")] + more for more in levels[i + 1:]])]
 
 
 def _images(ws, titles, shape, axes=None, drop=0, titled=True, cmap="RdBu_r", scale="one", layout="C", labelled=True):
-    """Each w as a frame-shaped image, side by side (or on ``axes``), the reference's way or a mistake's: on ±max |w|
-    or imshow's min to max (scale "auto"), reshaped in C or F order, transposed ("T") or to the reversed shape."""
+    """Each w as a frame-shaped image on ±max |w|, or a mistake's way (scale "auto"; layout "F", "T", "shape")."""
     m = max(np.abs(w).max() for w in ws) if scale == "one" else None
     for ax, w, title in zip(axes or Figure().subplots(1, len(ws) - drop, squeeze=False)[0], ws, titles):
         img = np.reshape(w, shape[::-1] if layout == "shape" else shape, order="F" if layout == "F" else "C")
@@ -104,8 +102,7 @@ def _images(ws, titles, shape, axes=None, drop=0, titled=True, cmap="RdBu_r", sc
     return ax.figure
 
 
-_LAYOUT = [({"layout": "T"}, "the image is transposed: reshape the flat vector with .reshape(rows, columns) and don't "
-                             "transpose it."),
+_LAYOUT = [({"layout": "T"}, "the image is transposed: reshape with w.reshape(rows, columns) and don't transpose it."),
            ({"layout": "F"}, "reshape in C (row-major) order, w.reshape(rows, columns), as the frames were flattened."),
            ({"layout": "shape"}, "reshape the flat vector to the frame's shape, frame_shape = (rows, columns).")]
 _SCALE = ("pass vmin=-m, vmax=m with m the largest |w|{}, and a diverging colormap (cmap='RdBu_r'), so that zero "
@@ -116,11 +113,9 @@ _NO_FIGURE = (lambda *args: None, "create it with fig, axes = plt.subplots(...) 
 
 
 def _panel_faults(per, *middle):
-    """The levels of faults of a figure of panels, one per ``per``: a wrong layout or a missing panel; ``middle``; no
-    titles."""
-    return [_LAYOUT + [({"drop": 1}, f"make one Axes per {per}, plt.subplots(1, n), and imshow each, in the order "
-                                     "given.")], *middle, [({"titled": False}, f"title each panel with its {per}, "
-                                                                              f"e.g. f'{per} {{{per}:g}}'.")]]
+    """Faults of a figure with a panel per ``per``: a wrong layout or a missing panel, ``middle``, no titles."""
+    return [_LAYOUT + [({"drop": 1}, f"make one Axes per {per}, plt.subplots(1, n), and imshow each, in order.")],
+            *middle, [({"titled": False}, f"title each panel with its {per}, e.g. f'{per} {{{per}:g}}'.")]]
 
 
 def _plot_response(ax, c, r, dt, x="time", legend=True, labelled=True):
@@ -134,10 +129,9 @@ register(FunctionCheck(
     part="ex5-response-plot", points=0.5, function="plot_response", seed=504, reference=_plot_response,
     draw=lambda rng: [Case(lnp.sample_lnp(lnp.gaussian_rf(3, 1.0), 60, 0.1, 20.0, 1.0, _seed(rng))[:2] + (0.1,),
                            "60 bins of 0.1 s")],
-    output=figures.response_plot, mistakes=_mistakes(_plot_response, [({"x": "bins"}, "the x values should be time "
-                                                                       "in seconds: the bin index times dt.")],
-                                                     _LABELS, [({"legend": False}, "label each line (label=...) and "
-                                                                                   "call ax.legend().")]),
+    output=figures.response_plot, mistakes=_mistakes(
+        _plot_response, [({"x": "bins"}, "the x values should be time in seconds: the bin index times dt.")], _LABELS,
+        [({"legend": False}, "label each line (label=...) and call ax.legend().")]),
     success="{function} draws c and r against time in seconds, with a title, axis labels and a legend."))
 
 
@@ -253,8 +247,8 @@ register(FunctionCheck(
     part="ex5-space-time-plots", points=0.5, function="plot_space_time", seed=522, reference=_plot_space_time,
     draw=lambda rng: [Case((rng.normal(size=20), rng.normal(size=5), (5, 4), 0.05 * np.arange(5)),
                            "u of 20 pixels (5 × 4), v over 5 lags")],
-    output=figures.space_time_plots, mistakes=_mistakes(_plot_space_time, _LAYOUT, [({"x": "index"}, "ax.plot(lag_"
-                                                        "times, v1) on a second Axes.")], _LABELS) + [_NO_FIGURE],
+    output=figures.space_time_plots, mistakes=[_NO_FIGURE] + _mistakes(
+        _plot_space_time, _LAYOUT, [({"x": "index"}, "ax.plot(lag_times, v1) on a second Axes.")], _LABELS),
     success="{function} shows the spatial map as an image and the time course against the lag times, labelled."))
 
 

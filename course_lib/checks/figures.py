@@ -1,7 +1,6 @@
 """Reading plots for the exercise checks; shipped in the student tree, so no reference. A plot's ``output`` is a
-normalised description of what matters in it, never its picture (images as shown, their colour scale as booleans,
-lines found by the data they draw, labels), which ``core.compare_data`` compares with the reference plot's.
-"""
+normalised description of what matters in it (images as shown, the colour scale as booleans, lines found by the
+data they draw, labels), never its picture; ``core.compare_data`` compares it with the reference plot's."""
 
 from __future__ import annotations
 
@@ -34,8 +33,7 @@ def _drawn(fn, args, describe, on_axes=False) -> dict:
 
 
 def _diverging(cmap) -> bool:
-    """A diverging colormap: ends of different colours, a neutral middle clearly lighter or darker than both
-    (RdBu, coolwarm, PuOr, ...; not viridis, gray, jet)."""
+    """Unlike ends and a neutral middle clearly lighter or darker than both (RdBu, PuOr; not viridis, gray, jet)."""
     ramp = np.asarray(cmap(np.linspace(0.0, 1.0, 5)), dtype=float)[:, :3]
     chroma, light = ramp.max(axis=1) - ramp.min(axis=1), ramp @ np.array([0.2126, 0.7152, 0.0722])
     return bool(chroma[2] < 0.3 and max(chroma[0], chroma[-1]) > 0.15 and np.linalg.norm(ramp[0] - ramp[-1]) > 0.3
@@ -43,24 +41,26 @@ def _diverging(cmap) -> bool:
 
 
 def _images(axes, per="", names=(), scale=False) -> dict:
-    """The image panels' arrays as shown, how many titles name their ``per`` (``names``, in order) and, with
-    ``scale``, whether one diverging colour scale centred on zero covers max |w|."""
+    """The images as shown, how many titles name their ``per`` (``names``, in order), and with ``scale`` whether
+    one diverging colour scale centred on zero covers max |w|."""
     imgs = [(ax.get_title(), ax.get_images()[0]) for ax in axes if ax.get_images()]
     arrays = [np.ma.filled(np.ma.asarray(im.get_array(), dtype=float), np.nan) for _, im in imgs]
-    out = {"images": [a.tolist() for a in arrays]} | ({f"panels titled with their {per}": sum(
-        n in title for (title, _), n in zip(imgs, names))} if per else {})
-    clims, m = {im.get_clim() for _, im in imgs}, max((np.nanmax(np.abs(a)) for a in arrays), default=np.nan)
-    return out | ({"one colour scale for all panels": len(clims) == 1, "a colour scale centred on zero covering max |w|":
-                   bool(clims) and all(hi > 0 and abs(lo + hi) <= 1e-9 * hi and hi >= m * (1 - 1e-9) for lo, hi in clims),
-                   "a diverging colormap": bool(imgs) and all(_diverging(im.cmap) for _, im in imgs)} if scale else {})
+    m, clims = max((np.nanmax(np.abs(a)) for a in arrays), default=np.nan), {im.get_clim() for _, im in imgs}
+    return {"images": [a.tolist() for a in arrays]} | ({f"panels titled with their {per}": sum(
+        name in title for (title, _), name in zip(imgs, names))} if per else {}) | ({
+            "one colour scale for all panels": len(clims) == 1, "a colour scale centred on zero covering max |w|":
+            bool(clims) and all(hi > 0 and abs(lo + hi) <= 1e-9 * hi and hi >= m * (1 - 1e-9) for lo, hi in clims),
+            "a diverging colormap": bool(imgs) and all(_diverging(im.cmap) for _, im in imgs)} if scale else {})
+
+
+def _same(a, b) -> bool:
+    return np.shape(a) == np.shape(b) and np.allclose(np.asarray(a, dtype=float), b)
 
 
 def _line(axes, y, xs):
-    """The first Axes with a line of ``y`` against one of the x values ``xs`` (None: none)."""
-    def same(a, b):
-        return np.shape(a) == np.shape(b) and np.allclose(np.asarray(a, dtype=float), b)
-    return next((ax for ax in axes for ln in ax.get_lines() if same(ln.get_ydata(), y)
-                 and any(same(ln.get_xdata(), x) for x in xs)), None)
+    """The first Axes with a line of ``y`` against one of the x values ``xs``; None if there is none."""
+    return next((ax for ax in axes for ln in ax.get_lines() if _same(ln.get_ydata(), y)
+                 and any(_same(ln.get_xdata(), x) for x in xs)), None)
 
 
 def _labelled(ax) -> dict:
@@ -89,14 +89,13 @@ def lagged_plots(fn, args) -> dict:
 
 
 def space_time_plots(fn, args) -> dict:
-    """plot_space_time(u, v, shape, lag_times): the image of u; a labelled line of v against the lag times."""
+    """plot_space_time(u, v, shape, lag_times): the image of u, and a labelled line of v against the lag times."""
     v, lag_times = np.array(args[1], dtype=float), np.array(args[3], dtype=float)
     return _drawn(fn, args, lambda axes: _images(axes) | {"a line of v1 against the lag times": (
         ax := _line(axes, v, [lag_times])) is not None} | _labelled(ax))
 
 
 def alpha_plots(fn, args) -> dict:
-    """plot_filters_by_alpha(ws, alphas, shape): the returned Figure's images, titled with their alphas, and their
-    colour scale."""
+    """plot_filters_by_alpha(ws, alphas, shape): the Figure's images, titled with their alphas, and their scale."""
     alphas = [f"{a:g}" for a in args[1]]
     return _drawn(fn, args, lambda axes: _images(axes, "alpha", alphas, scale=True))
