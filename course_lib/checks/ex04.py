@@ -3,8 +3,6 @@
 numpyro's ``hpdi``; the LME's effect, against ``course_lib.mixed.lmer`` (tested against lme4).
 """
 
-from __future__ import annotations
-
 import warnings
 
 import numpy as np
@@ -17,9 +15,8 @@ from course_lib.mixed import lmer
 
 
 def _draw_mice(rng: np.random.Generator) -> list[Case]:
-    """Two data sets of 4 to 6 mice (fewer than the notebook's 8: a hard-coded plate fails), 120
-    trials each (one shape of y: jax compiles its operations once), the scalars' values, and the
-    probabilities u where the per-mouse values are set."""
+    """Two data sets of 4 to 6 mice (fewer than the notebook's 8: a hard-coded plate fails), 120 trials each (one
+    shape of y: jax compiles its operations once), the scalars' values, and the u where per-mouse values are set."""
     cases = []
     for n in rng.choice([4, 5, 6], size=2, replace=False).tolist():
         per = 60 // n
@@ -46,25 +43,25 @@ def _hierarchy(squared: str = ""):
 
 
 register(FunctionCheck(
-    part="ex4-model", points=2, function="model", seed=4401,
-    draw=_draw_mice, reference=_hierarchy(), output=model_output, compare=compare_model,
-    mistakes=[(_hierarchy(s), f"{s} is a standard deviation: use it as the scale, not {s}**2.") for s in
-              ("sigma", "sigma_alpha", "sigma_beta")],
+    part="ex4-model", points=2, function="model", seed=4401, draw=_draw_mice, reference=_hierarchy(),
+    output=model_output, compare=compare_model,
+    mistakes=[(_hierarchy(s), f"{s} is a standard deviation: use it as the scale, not {s}**2.")
+              for s in ("sigma", "sigma_alpha", "sigma_beta")],
     error_hints=[("out of bounds", 'one value per mouse: numpyro.plate("mice", n_mice), its size from n_mice.')],
-    success="{function} has the task's sites, every level of its hierarchy reaches the likelihood, and its "
-            "density equals the hierarchical model's on {n} data sets the check drew.",
+    success="{function} has the task's sites, every level of its hierarchy reaches the likelihood, and its density "
+            "equals the hierarchical model's on {n} data sets the check drew.",
 ))
 
+
 def _hpdi(draws, prob=0.94):
-    from numpyro.diagnostics import hpdi  # imported here: checks import without jax
+    from numpyro.diagnostics import hpdi  # imported here: the checks import without jax
 
     return np.asarray(hpdi(np.asarray(draws, dtype=float), prob=prob), dtype=float)
 
 
 def _draw_posteriors(rng: np.random.Generator) -> list[Case]:
-    """Skewed and symmetric draws at prob 0.94 and three others; n = 100 k + 1 draws, so that
-    prob · n is never whole and every count of the window (ceil(prob n) draws, or numpyro's and
-    arviz's floor(prob n) + 1) gives the same interval."""
+    """Skewed and symmetric draws at prob 0.94 and three others; n = 100 k + 1 draws, so that prob · n is never
+    whole and every count of the window (ceil(prob n), or numpyro's and arviz's floor(prob n) + 1) agrees."""
     probs = [0.94, *rng.choice([0.5, 0.8, 0.89, 0.9, 0.95, 0.99], size=3, replace=False).tolist()]
     draw = {"gamma": lambda n: rng.gamma(rng.uniform(1.5, 4), rng.uniform(0.5, 2), n),
             "lognormal": lambda n: rng.lognormal(rng.uniform(-1, 1), rng.uniform(0.4, 0.8), n),
@@ -75,15 +72,13 @@ def _draw_posteriors(rng: np.random.Generator) -> list[Case]:
 
 register(FunctionCheck(
     part="ex4-hdi", points=1, function="hdi", seed=4402, draw=_draw_posteriors, reference=_hpdi,
-    mistakes=[
-        (lambda d, prob=0.94: np.quantile(d, [(1 - prob) / 2, (1 + prob) / 2]),
-         "this is the equal-tailed interval (3% and 97% quantiles at prob 0.94); the HDI is the narrowest interval "
-         "holding prob of the draws: slide a window of ceil(prob n) sorted draws, keep the narrowest."),
-        *[(lambda d, prob=0.94, p=p: _hpdi(d, p), f"this is the {p:.0%} HDI: use the prob argument (the check varies "
-                                                  "it).") for p in (0.94, 0.95, 0.89, 0.9)],
-    ],
-    success="{function} agrees with numpyro's hpdi on {n} skewed and symmetric posteriors the check drew, "
-            "at four values of prob.",
+    mistakes=[(lambda d, prob=0.94: np.quantile(d, [(1 - prob) / 2, (1 + prob) / 2]),
+               "this is the equal-tailed interval (3% and 97% quantiles at prob 0.94); the HDI is the narrowest "
+               "interval holding prob of the draws: slide a window of ceil(prob n) sorted draws, keep the narrowest."),
+              *[(lambda d, prob=0.94, p=p: _hpdi(d, p), f"this is the {p:.0%} HDI: use the prob argument (the check "
+                                                        "varies it).") for p in (0.94, 0.95, 0.89, 0.9)]],
+    success="{function} agrees with numpyro's hpdi on {n} skewed and symmetric posteriors the check drew, at four "
+            "values of prob.",
 ))
 
 
@@ -98,25 +93,22 @@ def _draw_lfp(rng: np.random.Generator) -> list[Case]:
 
 
 @reference_cache
-def _stim(formula: str, df):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a singular fit is still the reference answer
+def _stim(df, formula: str = "log_power ~ stim + (1 + stim | mouse)") -> np.ndarray:
+    with warnings.catch_warnings(action="ignore"):  # a singular fit is still the reference answer
         fit = lmer(formula, df)
     return np.array([fit.fixef["stim"], fit.fixef_se["stim"]])
 
 
-HONEST = "log_power ~ stim + (1 + stim | mouse)"
 register(FunctionCheck(
-    part="ex4-lme", points=1, function="lme_effect", seed=4403, draw=_draw_lfp,
-    reference=lambda df: _stim(HONEST, df), tolerance=(2e-3, 1e-6),
+    part="ex4-lme", points=1, function="lme_effect", seed=4403, draw=_draw_lfp, reference=_stim, tolerance=(2e-3, 1e-6),
     mistakes=[
-        (lambda df: _stim("log_power ~ stim + (1 | mouse)", df),
+        (lambda df: _stim(df, "log_power ~ stim + (1 | mouse)"),
          "this is log_power ~ stim + (1 | mouse): one effect for all mice, so the trials count as replicates of the "
          "effect (pseudo-replication) and the SE is too small. Give each mouse its own effect: (1 + stim | mouse)."),
         (lambda df: (lambda f: np.array([f.params["stim"], f.bse["stim"]]))(smf.ols("log_power ~ stim", df).fit()),
          "this is OLS, which ignores the mice: give each mouse its own intercept and effect, (1 + stim | mouse)."),
-        (lambda df: _stim(HONEST, df) ** [1, 2], "the second number should be the standard error, not its square."),
-        (lambda df: _stim(HONEST.replace("log_power", "power"), df), "the outcome is log_power, not power in µV²."),
+        (lambda df: _stim(df) ** [1, 2], "the second number should be the standard error, not its square."),
+        (lambda df: _stim(df, "power ~ stim + (1 + stim | mouse)"), "the outcome is log_power, not power in µV²."),
     ],
     success="{function} agrees with lmer on log_power ~ stim + (1 + stim | mouse) on {n} simulated LFP data sets "
             "the check drew.",

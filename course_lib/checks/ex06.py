@@ -1,10 +1,7 @@
-"""Checks of exercise 6 (many neurons): the stimulus effect of a Poisson GLMM as a rate ratio with
-its 95% Wald interval, exp(b ± 1.96 se), against ``course_lib.mixed.glmer`` (tested against lme4) on
-populations drawn with ``course_lib.neurons.simulate_population``; the mean Poisson deviance
+"""Checks of exercise 6 (many neurons): the stimulus effect of a Poisson GLMM as a rate ratio with its 95% Wald
+interval, exp(b ± 1.96 se), against ``course_lib.mixed.glmer`` (tested against lme4); the mean Poisson deviance
 2 mean[y log(y/μ) − (y − μ)]; Pearson's dispersion Σ (y − μ)²/μ / (n − n_params).
 """
-
-from __future__ import annotations
 
 import numpy as np
 from scipy import special, stats
@@ -22,34 +19,30 @@ def _population(seed: int) -> Case:
 
 
 def _wald(b, se) -> np.ndarray:
-    """exp(b) and its 95% Wald interval."""
     return np.exp(b + np.array([0.0, -1.96, 1.96]) * se)
 
 
 @reference_cache
-def _ratio(formula: str, data) -> np.ndarray:
+def _ratio(data, formula: str = FORMULA) -> np.ndarray:
     fit = glmer(formula, data)
     return _wald(fit.fixef["stim"], fit.fixef_se["stim"])
 
 
 def _no_pooling_mean(data) -> np.ndarray:
-    own = neurons.no_pooling(data)["effect"]
-    own = own[np.isfinite(own)]
+    own = neurons.no_pooling(data)["effect"].replace([np.inf, -np.inf], np.nan).dropna()
     return _wald(own.mean(), stats.sem(own))
 
 
 register(FunctionCheck(
-    part="ex6-rate-ratio", points=1, function="stim_rate_ratio", seed=6101,
-    draw=lambda rng: [_population(int(rng.integers(0, 2**31))) for _ in range(2)],
-    reference=lambda data: _ratio(FORMULA, data), tolerance=(1e-4, 1e-8),
+    part="ex6-rate-ratio", points=1, function="stim_rate_ratio", seed=6101, tolerance=(1e-4, 1e-8),
+    draw=lambda rng: [_population(int(rng.integers(0, 2**31))) for _ in range(2)], reference=_ratio,
     mistakes=[
-        (lambda data: np.log(_ratio(FORMULA, data)), "these are log rate ratios (glmer's coefficient on the log "
-                                                     "scale): exponentiate the estimate and both ends of the interval."),
-        (lambda data: _ratio("count ~ stim + (1 + stim | neuron)", data),
-         "the model has no exposure offset: trials last 0.5 to 2 s, so add offset(log(duration)) to the formula "
-         "to model rates, not counts."),
-        (_no_pooling_mean, "this averages per-neuron fits (no pooling): sparse neurons' noisy effects count as much "
-                           "as the others'. Fit the GLMM count ~ stim + (1 + stim | neuron) + offset(log(duration))."),
+        (lambda d: np.log(_ratio(d)), "these are log rate ratios (glmer's coefficient on the log scale): "
+                                      "exponentiate the estimate and both ends of the interval."),
+        (lambda d: _ratio(d, "count ~ stim + (1 + stim | neuron)"), "the model has no exposure offset: trials last "
+         "0.5 to 2 s, so add offset(log(duration)) to the formula to model rates, not counts."),
+        (_no_pooling_mean, "this averages per-neuron fits (no pooling): sparse neurons' noisy effects count as much as "
+                           "the others'. Fit the GLMM count ~ stim + (1 + stim | neuron) + offset(log(duration))."),
     ],
     success="{function} gives exp(beta_stim) and its 95% Wald interval from the Poisson GLMM on {n} populations "
             "the check drew.",

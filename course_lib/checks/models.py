@@ -7,13 +7,11 @@ alpha = mu_alpha + sigma_alpha z, z ~ N(0, 1), take the same values (the record 
 parameterisation).
 """
 
-from __future__ import annotations
-
 import numpy as np
 
 from course_lib.checks.core import CheckFailure, compare_data
 
-SCALARS = ("mu_alpha", "sigma_alpha", "beta", "sigma_beta", "sigma")
+SCALARS, PER_MOUSE = ("mu_alpha", "sigma_alpha", "beta", "sigma_beta", "sigma"), ("alpha", "beta_mouse")
 PSEUDO = ("one effect for every mouse treats the trials as replicates of the effect (pseudo-replication): the unit "
           "of replication is the mouse. Give each mouse its own effect, beta_mouse = beta + sigma_beta * w with "
           "w ~ N(0, 1) in the plate of mice, and use beta_mouse[mouse] * stim in the mean.")
@@ -56,12 +54,12 @@ def model_output(model, args) -> dict:
     trace, base = _run(model, args, fixed)
     sites = {k: list(v["fn"].shape(v["kwargs"].get("sample_shape", ())) if "fn" in v else np.shape(v["value"]))
              for k, v in trace.items() if v["type"] in ("sample", "deterministic")}  # (a sample's: its plates')
-    return {"sites": {k: sites.get(k) for k in (*SCALARS, "alpha", "beta_mouse", "y")},
+    return {"sites": {k: sites.get(k) for k in (*SCALARS, *PER_MOUSE, "y")},
             "observed": ",".join(sorted(k for k, v in trace.items() if v.get("is_observed"))),
             "levels": {k: base is not None and k in sites and any(
                 abs(_run(model, args, dict(fixed, **{k: fixed[k] + np.float32(s)}))[1] - base) > 1e-3
                 for s in (0.25, 0.6)) for k in SCALARS},
-            "values": {k: np.ravel(trace[k]["value"]).tolist() if k in trace else None for k in ("alpha", "beta_mouse")},
+            "values": {k: np.ravel(trace[k]["value"]).tolist() if k in trace else None for k in PER_MOUSE},
             "loglik": base}
 
 
@@ -71,13 +69,11 @@ def compare_model(got, expected, what: str, args) -> None:
     if got["observed"] != "y":
         raise CheckFailure(f"sites: {what} should observe a site 'y', got {got['observed'] or 'none'!r}",
                            'the likelihood is numpyro.sample("y", ..., obs=y).')
-    if got["sites"].get("sigma_beta") is None:
-        raise CheckFailure(f"sites: {what} should give each mouse its own effect, with a spread sigma_beta, but "
-                           "has one effect for all mice", PSEUDO)
-    for name, shape in expected["sites"].items():
-        if (came := got["sites"].get(name)) != shape:
-            hint = ('name the sites as the task does, numpyro.deterministic("alpha", ...) when non-centred.'
-                    if came is None else f"{name} is one number: sample it outside any plate." if not shape
+    for name in ("sigma_beta", *expected["sites"]):  # no sigma_beta first: one effect for all mice
+        if (came := got["sites"].get(name)) != (shape := expected["sites"][name]):
+            hint = (PSEUDO if name == "sigma_beta" and came is None else 'name the sites as the task does, '
+                    'numpyro.deterministic("alpha", ...) when non-centred.' if came is None
+                    else f"{name} is one number: sample it outside any plate." if not shape
                     else "one value per trial: the mean is alpha[mouse] + beta_mouse[mouse] * stim." if name == "y"
                     else 'one value per mouse: numpyro.plate("mice", n_mice).')
             raise CheckFailure(f"sites: {what} should have a site {name!r} of shape {tuple(shape)}, got "
