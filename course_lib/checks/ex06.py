@@ -44,8 +44,7 @@ register(FunctionCheck(
         (_no_pooling_mean, "this averages per-neuron fits (no pooling): sparse neurons' noisy effects count as much as "
                            "the others'. Fit the GLMM count ~ stim + (1 + stim | neuron) + offset(log(duration))."),
     ],
-    success="{function} gives exp(beta_stim) and its 95% Wald interval from the Poisson GLMM on {n} populations "
-            "the check drew.",
+    success="{function} gives exp(beta_stim) and its 95% Wald interval from the Poisson GLMM on {n} drawn populations.",
 ))
 
 

@@ -1,11 +1,7 @@
-"""Reading a student's NumPyro model as plain data for exercise 4's check (shipped: no model here).
-
-The model: y_i ~ N(alpha_j[i] + beta_mouse_j[i] stim_i, sigma²), alpha_j ~ N(mu_alpha, sigma_alpha²),
-beta_mouse_j ~ N(beta, sigma_beta²). :func:`model_output` runs it with the scalars at a case's values and every
-other latent site at its prior's quantiles F⁻¹(u_j): a centred alpha ~ N(mu_alpha, sigma_alpha) and a non-centred
-alpha = mu_alpha + sigma_alpha z, z ~ N(0, 1), take the same values (the record describes the model, not its
-parameterisation).
-"""
+"""Reading a student's NumPyro model as plain data for exercise 4's check (shipped: no model here). The model:
+y_i ~ N(alpha_j[i] + beta_mouse_j[i] stim_i, sigma²), alpha_j ~ N(mu_alpha, sigma_alpha²), beta_mouse_j ~ N(beta,
+sigma_beta²), run with the scalars at a case's values and every other latent site at its prior's quantiles F⁻¹(u_j),
+so that a centred alpha ~ N(mu_alpha, sigma_alpha) and a non-centred mu_alpha + sigma_alpha z, z ~ N(0, 1), agree."""
 
 import numpy as np
 
@@ -22,9 +18,8 @@ USE = {"mu_alpha": _ALPHA, "sigma_alpha": "scale the intercepts, " + _ALPHA, "be
 
 
 def _run(model, args, fixed: dict):
-    """``model``'s trace on a case ``(stim, mouse, n_mice, y, values)`` and its log density of y (None: no observed
-    y): the sample sites of ``fixed`` at those values, every other latent one at its prior's (or its base's)
-    quantiles at values["u"]."""
+    """``model``'s trace on a case ``(stim, mouse, n_mice, y, values)``, the sites of ``fixed`` at those values and the
+    other latent ones at their prior's (or its base's) quantiles at values["u"]; and the log density of y (or None)."""
     import numpyro.distributions as dist
     from numpyro import handlers
 
@@ -47,9 +42,8 @@ def _run(model, args, fixed: dict):
 
 
 def model_output(model, args) -> dict:
-    """Describe ``model`` on one case: the shapes of the task's sites (None: absent), the observed sites, whether
-    moving each scalar (+0.25 or +0.6: one move can land where the density is the same) changes the log density
-    of y, the per-mouse values, and that log density."""
+    """``model`` on one case: its sites' shapes (None: absent), observed sites, whether moving each scalar changes the
+    log density of y (+0.25 or +0.6: one move can land where it is the same), the per-mouse values, that density."""
     fixed = {k: np.float32(args[4][k]) for k in SCALARS}
     trace, base = _run(model, args, fixed)
     sites = {k: list(v["fn"].shape(v["kwargs"].get("sample_shape", ())) if "fn" in v else np.shape(v["value"]))
@@ -64,8 +58,7 @@ def model_output(model, args) -> dict:
 
 
 def compare_model(got, expected, what: str, args) -> None:
-    """The sites (an observed 'y'; the task's sites, with their shapes), then the levels that reach the likelihood,
-    then the per-mouse values and the log density of y."""
+    """An observed y, the task's sites and their shapes, the levels reaching the likelihood, then the values."""
     if got["observed"] != "y":
         raise CheckFailure(f"sites: {what} should observe a site 'y', got {got['observed'] or 'none'!r}",
                            'the likelihood is numpyro.sample("y", ..., obs=y).')
