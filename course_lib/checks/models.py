@@ -3,6 +3,8 @@ y_i ~ N(alpha_j[i] + beta_mouse_j[i] stim_i, sigma²), alpha_j ~ N(mu_alpha, sig
 sigma_beta²), run with the scalars at a case's values and every other latent site at its prior's quantiles F⁻¹(u_j),
 so that a centred alpha ~ N(mu_alpha, sigma_alpha) and a non-centred mu_alpha + sigma_alpha z, z ~ N(0, 1), agree."""
 
+import functools
+
 import numpy as np
 
 from course_lib.checks.core import CheckFailure, compare_data
@@ -17,6 +19,22 @@ USE = {"mu_alpha": _ALPHA, "sigma_alpha": "scale the intercepts, " + _ALPHA, "be
        "sigma_beta": f"{_BETA}; {PSEUDO}", "sigma": "it is the trial-to-trial spread, dist.Normal(mean, sigma) for y"}
 
 
+@functools.cache
+def _compiled(method: str):
+    """A distribution's ``method`` as one jax program per distribution and shape: a first call compiles one program,
+    not each of its operations (a fast first check of a model)."""
+    import jax
+
+    return jax.jit(lambda d, x: getattr(d, method)(x))
+
+
+def _call(d, method: str, x):
+    try:
+        return _compiled(method)(d, x)
+    except TypeError:  # d is not a jax pytree
+        return getattr(d, method)(x)
+
+
 def _run(model, args, fixed: dict):
     """``model``'s trace on a case ``(stim, mouse, n_mice, y, values)``, the sites of ``fixed`` at those values and the
     other latent ones at their prior's (or its base's) quantiles at values["u"]; and the log density of y (or None)."""
@@ -29,16 +47,16 @@ def _run(model, args, fixed: dict):
         fn = base = site["fn"]
         while type(base).icdf is dist.Distribution.icdf and hasattr(base, "base_dist"):
             base = base.base_dist
-        shape, u = fn.shape(site["kwargs"].get("sample_shape", ())), args[4]["u"]
+        shape, u, scalar = fn.shape(site["kwargs"].get("sample_shape", ())), args[4]["u"], base.shape() == ()
         try:  # a scalar prior's quantiles at one size for every case: jax compiles them once, not per number of mice
-            return np.resize(np.asarray(base.icdf(np.resize(u, max(8, u.size))))[: u.size] if base.shape() == ()
-                             else np.asarray(base.icdf(np.resize(u, shape))), shape)
+            q = np.asarray(_call(base, "icdf", np.resize(u, max(8, u.size) if scalar else shape)))
         except NotImplementedError:
             raise ValueError(f"the check sets {site['name']!r} at quantiles of its prior, which has none") from None
+        return np.resize(q[: u.size] if scalar else q, shape)
 
     trace = handlers.trace(handlers.substitute(model, substitute_fn=at_quantile)).get_trace(*args[:3], y=args[3])
     y = trace.get("y", {})
-    return trace, float(np.sum(np.asarray(y["fn"].log_prob(y["value"])))) if y.get("is_observed") else None
+    return trace, float(np.sum(np.asarray(_call(y["fn"], "log_prob", y["value"])))) if y.get("is_observed") else None
 
 
 def model_output(model, args) -> dict:
