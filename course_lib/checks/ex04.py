@@ -1,7 +1,6 @@
 """Checks of exercise 4 (LFP power): the NumPyro model with a per-mouse effect, read by
 :mod:`course_lib.checks.models` and compared with the reference model's reading; the HDI, against
-numpyro's ``hpdi``; the LME's effect, against ``course_lib.mixed.lmer`` (tested against lme4).
-"""
+numpyro's ``hpdi``; the LME's effect, against ``course_lib.mixed.lmer`` (tested against lme4)."""
 
 import warnings
 

@@ -1,7 +1,6 @@
 """Checks of exercise 6 (many neurons): the stimulus effect of a Poisson GLMM as a rate ratio with its 95% Wald
 interval, exp(b ± 1.96 se), against ``course_lib.mixed.glmer`` (tested against lme4); the mean Poisson deviance
-2 mean[y log(y/μ) − (y − μ)]; Pearson's dispersion Σ (y − μ)²/μ / (n − n_params).
-"""
+2 mean[y log(y/μ) − (y − μ)]; Pearson's dispersion Σ (y − μ)²/μ / (n − n_params)."""
 
 import numpy as np
 from scipy import special, stats

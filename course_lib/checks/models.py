@@ -38,8 +38,7 @@ def _call(d, method: str, x):
 def _run(model, args, fixed: dict):
     """``model``'s trace on a case ``(stim, mouse, n_mice, y, values)``, the sites of ``fixed`` at those values and the
     other latent ones at their prior's (or its base's) quantiles at values["u"]; and the log density of y (or None)."""
-    import numpyro.distributions as dist
-    from numpyro import handlers
+    from numpyro import distributions as dist, handlers
 
     def at_quantile(site):
         if site["type"] != "sample" or site["is_observed"] or site["name"] in fixed:
