@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 #: The check tests whose ``CORRECT`` answers are timed.
-ANSWER_MODULES = ["test_checks", "test_checks_ex02_ex03", "test_checks_ex04", "test_checks_ex05"]
+ANSWER_MODULES = ["test_checks", "test_checks_ex02_ex03", "test_checks_ex04", "test_checks_ex05", "test_checks_ex06"]
 TARGET_S = 2.0
 
 

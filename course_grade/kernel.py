@@ -35,7 +35,7 @@ def emit(part: str, namespace, *names: str, seed: int | None = None) -> None:
         The names the assignment's check cell passes to ``checks.check``.
     seed : int, optional
         The grading run's secret seed: collect on the part's hidden cases
-        (:meth:`course_lib.checks.Check.for_seed`); the judge draws the same ones.
+        (:meth:`course_lib.checks.FunctionCheck.for_seed`); the judge draws the same ones.
     """
     from IPython.display import publish_display_data
 

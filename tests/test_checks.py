@@ -5,6 +5,7 @@ The reference answers inside the checks come from statsmodels and pandas; here e
 "student" function is written independently with numpy.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -183,9 +184,9 @@ def test_check_prints_one_verdict(capsys):
     assert out.startswith("✔ ex1-predict  0.5/0.5") and out.count("\n") == 1
 
 
-def test_verdict_to_dict_round_trips():
+def test_verdict_round_trips_through_a_dict():
     v = Verdict("p", "failed", 0.0, 1.0, "values: wrong", "look here")
-    assert Verdict(**v.to_dict()) == v and not v.passed
+    assert Verdict(**dataclasses.asdict(v)) == v and not v.passed
 
 
 # ----------------------------------------------------------------------------------------
@@ -243,7 +244,29 @@ def test_memo_call_keys_functions_by_identity_and_data_by_content():
     assert memo_call(run, double, np.ones(2)) is memo_call(run, double, np.ones(2))
 
 
-def test_memo_call_caches_no_failure_and_keeps_no_lock_for_it():
+def test_memo_call_lets_threads_asking_for_one_answer_wait_for_a_single_computation():
+    import threading
+    import time
+
+    from course_lib.checks.core import memo_call
+
+    calls = []
+
+    def slow(x):
+        calls.append(x)
+        time.sleep(0.3)
+        return np.asarray(x) * 2
+
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(memo_call(slow, np.arange(3.0)))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(answers) == 4 and all(a is answers[0] for a in answers)
+
+
+def test_memo_call_caches_no_failure():
     from course_lib.checks import core
 
     calls = []
@@ -257,11 +280,10 @@ def test_memo_call_caches_no_failure_and_keeps_no_lock_for_it():
         with pytest.raises(ValueError, match="no reference"):
             core.memo_call(reference, x)
     assert len(calls) == 2  # a failure is computed again, not remembered
-    assert not any(key[0] is reference for key in core._KEY_LOCKS)
 
 
 def test_drawn_cases_are_shared_read_only_and_students_get_writable_copies():
-    from course_lib.checks.core import Case, collect_cases, drawn_cases
+    from course_lib.checks.core import Case, FunctionCheck, drawn_cases
 
     def draw(rng):
         return [Case((rng.standard_normal(3),), "three numbers")]
@@ -270,19 +292,15 @@ def test_drawn_cases_are_shared_read_only_and_students_get_writable_copies():
     assert drawn_cases(draw, 7) is shared and drawn_cases(draw, 8) is not shared
     assert not shared[0].args[0].flags.writeable
 
-    class Chk:
-        part, function = "demo", "f"
-
-        def cases(self):
-            return drawn_cases(draw, 7)
-
     def in_place(v):  # a student function that scribbles on its input
         v *= 2
         return v
 
-    record = collect_cases(Chk(), in_place, lambda fn, case: fn(*case.args).tolist(), "outputs")
+    chk = FunctionCheck(part="demo", points=1, function="f", draw=draw, reference=lambda v: 2 * v, seed=7)
+    record = chk.collect(in_place)
     assert "error" not in record
-    np.testing.assert_allclose(record["outputs"][0], 2 * shared[0].args[0])
+    np.testing.assert_allclose(record["outputs"][0]["values"], 2 * shared[0].args[0])
+    assert chk.judge(record).passed and chk.judge(chk.collect(in_place)).passed  # the shared case is unchanged
 
 
 #: A plausible wrong answer per part, run in the student tree's notebook, and words of its hint

@@ -1,10 +1,7 @@
-"""Checks of exercise 2 (random effects): fit_4's standard deviations, reading one in the data's
-units, fixed or random for a study design, the residual sizes of lm and lmer, and a
-likelihood-ratio test. References: ``course_lib.mixed`` (tested against lme4), statsmodels and
-scipy, on subsets of the sleep study, numbers and designs drawn here.
+"""Checks of exercise 2 (random effects, Reaction_ij = β0 + b0_j + (β1 + b1_j) Days_ij + ε_ij): fit_4's
+standard deviations, one read in the data's units, fixed or random for a design, the residual sizes of lm and
+lmer, a likelihood-ratio test. References: ``course_lib.mixed`` (tested against lme4), statsmodels, scipy.
 """
-
-from __future__ import annotations
 
 import warnings
 
@@ -13,39 +10,33 @@ import scipy.stats
 import statsmodels.formula.api as smf
 
 from course_lib.checks.core import Case, FunctionCheck, reference_cache, register
-from course_lib.datasets import load_sleepstudy
+from course_lib.checks.ex01 import sleep_subset
 from course_lib.mixed import anova, lmer
 
-FIT_2 = "Reaction ~ 1 + Days + (1 | Subject)"
-FIT_4 = "Reaction ~ 1 + Days + (1 + Days | Subject)"
+FIT_2, FIT_4 = "Reaction ~ 1 + Days + (1 | Subject)", "Reaction ~ 1 + Days + (1 + Days | Subject)"
 
 
 @reference_cache
-def _lmer(formula: str, data, REML: bool = True):  # noqa: N803
-    with warnings.catch_warnings():  # the check's own fits: a convergence message would distract
-        warnings.simplefilter("ignore")
+def quiet_lmer(formula: str, data, REML: bool = True):  # noqa: N803
+    """lmer without its convergence messages: the checks' own fits (also exercise 3's)."""
+    with warnings.catch_warnings(action="ignore"):
         return lmer(formula, data, REML=REML)
 
 
+def converged(*fits) -> bool:
+    """Whether every fit converged cleanly: lme4 would report the same optimum."""
+    return all(f.max_abs_gradient < 1e-4 and not f.is_singular for f in fits)
+
+
 def _draw_sleep_subsets(rng: np.random.Generator) -> list[Case]:
-    """Three subsets of the sleep study's subjects (rows shuffled) on which fit_2 and fit_4
-    converge cleanly by REML and by ML (as anova refits them): lme4 would report the same."""
-    sleep = load_sleepstudy()
-    cases = []
-    for k in (6, 9, 13):
-        while True:
-            chosen = rng.choice(list(sleep["Subject"].cat.categories), size=k, replace=False)
-            sub = sleep[sleep["Subject"].isin(chosen)].sample(frac=1.0, random_state=rng).reset_index(drop=True)
-            sub = sub.assign(Subject=sub["Subject"].cat.remove_unused_categories())
-            fits = [_lmer(f, sub, reml) for f in (FIT_2, FIT_4) for reml in (True, False)]
-            if all(f.max_abs_gradient < 1e-4 and not f.is_singular for f in fits):
-                break
-        cases.append(Case((sub,), f"{k} subjects of sleepstudy ({len(sub)} rows, shuffled)"))
-    return cases
+    """6, 9 and 13 subjects (rows shuffled) on which fit_2 and fit_4 converge by REML and by ML (as anova refits)."""
+    subs = [(k, sleep_subset(rng, k, until=lambda s: converged(
+        *(quiet_lmer(f, s, reml) for f in (FIT_2, FIT_4) for reml in (True, False))))) for k in (6, 9, 13)]
+    return [Case((sub,), f"{k} subjects of sleepstudy ({len(sub)} rows, shuffled)") for k, sub in subs]
 
 
 def _sds(formula, data, reml=True):
-    vc = _lmer(formula, data, reml).VarCorr
+    vc = quiet_lmer(formula, data, reml).VarCorr
     return vc.loc[vc["var2"].isna(), "sdcor"].to_numpy()
 
 
@@ -55,12 +46,10 @@ register(FunctionCheck(
     draw=_draw_sleep_subsets, reference=lambda d: _sds(FIT_4, d), tolerance=(1e-3, 1e-4),
     mistakes=[  # (values in another order get compare_data's order hint)
         (lambda d: _sds(FIT_4, d) ** 2, "these are variances (the vcov column); the question asks for standard "
-                                         "deviations, in ms and ms/day (the sdcor column)."),
+         "deviations, in ms and ms/day (the sdcor column)."),
         (lambda d: _sds(FIT_4, d, False), "you fitted by maximum likelihood; lmer's default (as lme4's) is REML."),
-        (lambda d: _sds(FIT_2, d), _FIT_2), (lambda d: np.insert(_sds(FIT_2, d), 1, 0.0), _FIT_2),
-    ],
-    success="{function} reads fit_4's standard deviations on {n} subsets the check drew.",
-))
+        (lambda d: _sds(FIT_2, d), _FIT_2), (lambda d: np.insert(_sds(FIT_2, d), 1, 0.0), _FIT_2)],
+    success="{function} reads fit_4's standard deviations on {n} subsets the check drew."))
 
 _Z, _PM = (1.96, float(scipy.stats.norm.ppf(0.975))), np.array([-1.0, 1.0])  # z of 95%: rounded, exact
 _SD = "tau is already a standard deviation (in the data's units): use it as it is."
@@ -73,18 +62,14 @@ register(FunctionCheck(
         (lambda b, t: b + t * _PM, "beta ± tau holds only about 68% of subjects; 95% lie within beta ± 1.96 tau."),
         *[(lambda b, t, z=z, f=f: b + z * f(t) * _PM, _SD) for z in _Z for f in (np.sqrt, np.square)],
         *[(lambda b, t, z=z: z * t * _PM, "random effects are deviations from the population value: centre the "
-                                          "range on beta.") for z in _Z],
-    ],
-    success="{function} gives the middle 95% of the population on {n} inputs the check drew.",
-))
+           "range on beta.") for z in _Z]],
+    success="{function} gives the middle 95% of the population on {n} inputs the check drew."))
 
 _FACTORS = "site scanner subject mouse region electrode session drug hemisphere litter genotype rater".split()
 
 
 def _draw_designs(rng: np.random.Generator) -> list[Case]:
-    """Each branch of the rule twice, in a drawn order (a sample of at least 4 levels once where
-    the levels are the question, once where they are all there are), and the rule's boundary: a
-    sample of exactly 4 levels (random) and one of 3 (fixed). (sample, question, levels) each."""
+    """Each branch of the rule twice and its boundary (4 sampled levels, 3), as (sample, question, levels)."""
     kinds = [(True, True, rng.integers(4, 12)), (bool(rng.integers(2)), True, rng.integers(2, 12)),
              (True, False, rng.integers(5, 40)), (True, False, rng.integers(2, 4)), (True, False, 4),
              (True, False, 3), (False, False, rng.integers(4, 8)), (False, False, rng.integers(2, 8))]
@@ -94,10 +79,8 @@ def _draw_designs(rng: np.random.Generator) -> list[Case]:
 
 
 def _rule(d: dict) -> str:
-    """The chapter's rule: fixed when the levels are the question, all there are, or fewer than 4."""
-    if d["levels_are_question"] or not d["levels_are_sample"]:
-        return "fixed"
-    return "random" if d["n_levels"] >= 4 else "fixed"
+    """The chapter's rule: random only for a sample of at least 4 levels that are not the question."""
+    return "random" if d["levels_are_sample"] and not d["levels_are_question"] and d["n_levels"] >= 4 else "fixed"
 
 
 _TEXT = "return exactly 'fixed' or 'random' (lower case, no extra words)."
@@ -106,20 +89,17 @@ _RANDOM = ("the levels are a sample of a larger population and the question is e
 register(FunctionCheck(
     part="ex2-fixed-or-random", points=1, function="fixed_or_random", seed=2303, draw=_draw_designs, reference=_rule,
     mistakes=[  # the rule with one of its conditions changed
-        (lambda d: _rule({**d, "n_levels": d["n_levels"] - 1}), _RANDOM + " 4 levels are enough: the rule is random "
-                                                                 "for at least 4 sampled levels (>= 4, not > 4)."),
+        (lambda d: _rule({**d, "n_levels": d["n_levels"] - 1}),
+         _RANDOM + " 4 levels are enough: the rule is random for at least 4 sampled levels (>= 4, not > 4)."),
         (lambda d: "fixed", _RANDOM),
         (lambda d: _rule({**d, "n_levels": 4}), "with fewer than 4 levels a variance cannot be estimated well: a "
-                                                "random effect needs at least 4 levels, so treat the factor as fixed."),
+         "random effect needs at least 4 levels, so treat the factor as fixed."),
         (lambda d: _rule({**d, "levels_are_question": False}),
          "when the differences between the levels are the question, the factor is fixed."),
         (lambda d: _rule({**d, "levels_are_sample": True}), "these levels are all the levels there are, not a sample "
-                                                            "from a larger population: a random effect would "
-                                                            "describe a population that does not exist."),
-        *[(lambda d, f=f: f(_rule(d)), _TEXT) for f in (str.upper, str.title, lambda s: s + " effect")],
-    ],
-    success="{function} decides fixed or random correctly for {n} designs the check drew.",
-))
+         "from a larger population: a random effect would describe a population that does not exist."),
+        *[(lambda d, f=f: f(_rule(d)), _TEXT) for f in (str.upper, str.title, lambda s: s + " effect")]],
+    success="{function} decides fixed or random correctly for {n} designs the check drew."))
 
 
 def _ols(data):
@@ -130,22 +110,19 @@ _SIGMA = ("the standard deviation of lmer's residuals is smaller than σ̂, whic
           "effects' uncertainty: report fit.sigma.")
 register(FunctionCheck(
     part="ex2-residual-sd", points=0.5, function="residual_sds", seed=2404, draw=_draw_sleep_subsets,
-    reference=lambda d: np.array([np.sqrt(_ols(d).scale), _lmer(FIT_4, d).sigma]), tolerance=(1e-3, 1e-4),
+    reference=lambda d: np.array([np.sqrt(_ols(d).scale), quiet_lmer(FIT_4, d).sigma]), tolerance=(1e-3, 1e-4),
     mistakes=[
-        (lambda d: np.array([np.std(_ols(d).resid), _lmer(FIT_4, d).sigma]),
-         "np.std of the lm residuals divides by n; the residual standard error divides the residual sum of squares "
-         "by n − 2 (use np.sqrt(fit.scale))."),
-        *[(lambda d, k=k: np.array([np.sqrt(_ols(d).scale), np.std(_lmer(FIT_4, d).resid(), ddof=k)]), _SIGMA)
-          for k in (0, 1)],
-    ],
-    success="{function} gives the residual standard deviations (ms) of lm and lmer on {n} subsets the check drew.",
-))
+        (lambda d: np.array([np.std(_ols(d).resid), quiet_lmer(FIT_4, d).sigma]), "np.std of the lm residuals "
+         "divides by n; the residual standard error divides the residual sum of squares by n − 2 (use "
+         "np.sqrt(fit.scale))."),
+        *[(lambda d, k=k: np.array([np.sqrt(_ols(d).scale), np.std(quiet_lmer(FIT_4, d).resid(), ddof=k)]), _SIGMA)
+          for k in (0, 1)]],
+    success="{function} gives the residual standard deviations (ms) of lm and lmer on {n} subsets the check drew."))
 
 
 def _lrt(data, reml=False, df=None, sign=1.0):
-    """[chisq, df, p] of anova(fit_2, fit_4) by ML as lme4's, or by REML (valid: the same fixed
-    effects); ``df``, ``sign``: the test at other degrees of freedom, or of the other difference."""
-    row = anova(_lmer(FIT_2, data, reml), _lmer(FIT_4, data, reml), refit=False).iloc[1]
+    """[chisq, df, p] of anova(fit_2, fit_4) by ML (lme4's) or REML (valid), or at ``df``, of ``sign`` × chisq."""
+    row = anova(quiet_lmer(FIT_2, data, reml), quiet_lmer(FIT_4, data, reml), refit=False).iloc[1]
     chisq, df = sign * row["Chisq"], row["Df"] if df is None else df
     return np.array([chisq, df, scipy.stats.chi2.sf(chisq, df)])
 
@@ -154,10 +131,9 @@ register(FunctionCheck(
     part="ex2-lrt", points=1, function="lrt_random_slopes", seed=2505, draw=_draw_sleep_subsets,
     reference=_lrt, valid=[lambda d: _lrt(d, reml=True)], tolerance=(2e-3, 1e-8),
     mistakes=[(lambda d: _lrt(d, df=1), "fit_4 has two more parameters than fit_2: the slope variance and the "
-                                        "intercept–slope correlation, so the test has 2 degrees of freedom."),
+               "intercept–slope correlation, so the test has 2 degrees of freedom."),
               (lambda d: _lrt(d, sign=-1.0), "the statistic is deviance(fit_2) − deviance(fit_4), twice the gain in "
-                                             "log-likelihood of the larger model: it is positive."),
-              (lambda d: _lrt(d) * [1, 1, -1] + [0, 0, 1], "this is the lower tail (the cdf): the p-value is the "
-                                                           "upper tail, chi2.sf(chisq, df).")],
-    success="{function} gives lme4's likelihood-ratio test on {n} subsets the check drew.",
-))
+               "log-likelihood of the larger model: it is positive."),
+              (lambda d: _lrt(d) * [1, 1, -1] + [0, 0, 1],
+               "this is the lower tail (the cdf): the p-value is the upper tail, chi2.sf(chisq, df).")],
+    success="{function} gives lme4's likelihood-ratio test on {n} subsets the check drew."))

@@ -1,111 +1,56 @@
-"""Checks of exercise 3 (partial pooling): the shrinkage factor, random intercepts by hand as
-precision-weighted averages, and held-out prediction with complete, no and partial pooling.
-
-Reference answers come from ``course_lib.mixed.lmer`` (tested against lme4) and
-``course_lib.pooling`` on inputs drawn here (numbers and unbalanced subsets of the sleep
-study); no expected number is typed in.
+"""Checks of exercise 3 (partial pooling): the shrinkage factor w = tau2 / (tau2 + sigma2 / n), random intercepts
+by hand as w_j × subject j's mean residual, and held-out prediction with complete, no and partial pooling.
+References: ``course_lib.mixed.lmer`` (tested against lme4) and ``course_lib.pooling``, on inputs drawn here.
 """
-
-from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import pandas as pd
 
 from course_lib import pooling
 from course_lib.checks.core import Case, FunctionCheck, fmt, reference_cache, register
-from course_lib.datasets import load_sleepstudy
-from course_lib.mixed import lmer
+from course_lib.checks.ex01 import residuals, sleep_subset
+from course_lib.checks.ex02 import FIT_2, FIT_4, converged, quiet_lmer
 
-RANDOM_INTERCEPT = "Reaction ~ 1 + Days + (1 | Subject)"
-RANDOM_BOTH = "Reaction ~ 1 + Days + (1 + Days | Subject)"
-
-
-@reference_cache
-def _lmer(formula: str, data: pd.DataFrame):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return lmer(formula, data)
-
-
-def _converged(fit) -> bool:
-    return fit.max_abs_gradient < 1e-4 and not fit.is_singular
-
-
-# ---------------------------------------------------------------------------------------
-# ex3-shrinkage-factor: shrinkage_factor(n, tau2, sigma2) -> w
+_w = pooling.shrinkage_factor
 
 
 def _draw_factors(rng: np.random.Generator) -> list[Case]:
-    cases = []
-    for size in (3, 5, 8, 4):
-        n = rng.integers(1, 30, size=size)
-        tau2, sigma2 = float(rng.uniform(10, 2000)), float(rng.uniform(100, 1500))
-        cases.append(Case((n, tau2, sigma2), f"n = {fmt(n)}, tau2 = {tau2:.4g}, "
-                                              f"sigma2 = {sigma2:.4g}"))
-    return cases
+    """Group sizes 1 to 29 and variances tau2, sigma2 over two orders of magnitude."""
+    draws = [(rng.integers(1, 30, size=size), rng.uniform(10, 2000), rng.uniform(100, 1500)) for size in (3, 5, 8, 4)]
+    return [Case((n, t, s), f"n = {fmt(n)}, tau2 = {t:.4g}, sigma2 = {s:.4g}") for n, t, s in draws]
 
 
-def _w(n, tau2, sigma2):
-    return pooling.shrinkage_factor(n, tau2, sigma2)
-
-
-_VARIANCES = "tau2 and sigma2 are already variances: use them as they are."
 register(FunctionCheck(
-    part="ex3-shrinkage-factor", points=1, function="shrinkage_factor", seed=3101,
-    draw=_draw_factors, reference=_w,
-    mistakes=[
-        (lambda n, t, s: 1 - _w(n, t, s), "you returned 1 − w, the weight of the population; w is the "
-                                          "weight of the group's own data, and grows with n."),
-        (lambda n, t, s: np.full(np.shape(n), t / (t + s)),
-         "the variance of a group's mean is sigma2 / n, not sigma2: w = tau2 / (tau2 + sigma2 / n)."),
-        (lambda n, t, s: _w(n, t ** 2, s ** 2), _VARIANCES),
-        (lambda n, t, s: _w(n, np.sqrt(t), np.sqrt(s)), _VARIANCES),
-    ],
-    success="{function} gives w = tau2 / (tau2 + sigma2 / n) on {n} inputs the check drew.",
-))
-
-# ---------------------------------------------------------------------------------------
-# ex3-ranef-by-hand: ranef_by_hand(data, beta, tau2, sigma2) -> Series by Subject
-
-
-def _unbalanced_subset(rng: np.random.Generator, k: int) -> pd.DataFrame:
-    """k subjects of the sleep study, each keeping its first 2 to 10 days, rows shuffled."""
-    sleep = load_sleepstudy()
-    chosen = rng.choice(list(sleep["Subject"].cat.categories), size=k, replace=False)
-    keep = dict(zip(chosen, rng.integers(2, 11, size=k), strict=True))
-    sub = sleep[sleep["Subject"].isin(chosen)]
-    sub = sub[sub["Days"] < sub["Subject"].map(keep).astype(int)]
-    sub = sub.sample(frac=1.0, random_state=rng).reset_index(drop=True)
-    return sub.assign(Subject=sub["Subject"].cat.remove_unused_categories())
+    part="ex3-shrinkage-factor", points=1, function="shrinkage_factor", seed=3101, draw=_draw_factors, reference=_w,
+    mistakes=[(lambda n, t, s: 1 - _w(n, t, s), "you returned 1 − w, the weight of the population; w is the weight "
+               "of the group's own data, and grows with n."),
+              (lambda n, t, s: np.full(np.shape(n), t / (t + s)),
+               "the variance of a group's mean is sigma2 / n, not sigma2: w = tau2 / (tau2 + sigma2 / n)."),
+              *[(lambda n, t, s, f=f: _w(n, f(t), f(s)), "tau2 and sigma2 are already variances: use them as they are.")
+                for f in (np.square, np.sqrt)]],
+    success="{function} gives w = tau2 / (tau2 + sigma2 / n) on {n} inputs the check drew."))
 
 
 def _draw_random_intercepts(rng: np.random.Generator) -> list[Case]:
+    """6, 10 and 15 subjects with their first 2 to 10 days (rows shuffled), fit_2 converging; its estimates."""
     cases = []
     for k in (6, 10, 15):
-        while True:
-            sub = _unbalanced_subset(rng, k)
-            fit = _lmer(RANDOM_INTERCEPT, sub)
-            if _converged(fit):
-                break
-        beta = fit.fixef.to_numpy()
-        tau2, sigma2 = float(fit.VarCorr["vcov"].iloc[0]), float(fit.sigma ** 2)
-        cases.append(Case((sub, beta, tau2, sigma2),
-                          f"{k} subjects with 2 to 10 days each ({len(sub)} rows, shuffled), "
-                          f"beta = {fmt(beta)}, tau2 = {tau2:.4g}, sigma2 = {sigma2:.4g}"))
+        sub = sleep_subset(rng, k, days=(2, 11), until=lambda s: converged(quiet_lmer(FIT_2, s)))
+        fit = quiet_lmer(FIT_2, sub)
+        beta, tau2, sigma2 = fit.fixef.to_numpy(), float(fit.VarCorr["vcov"].iloc[0]), float(fit.sigma ** 2)
+        cases.append(Case((sub, beta, tau2, sigma2), f"{k} subjects with 2 to 10 days each ({len(sub)} rows, "
+                          f"shuffled), beta = {fmt(beta)}, tau2 = {tau2:.4g}, sigma2 = {sigma2:.4g}"))
     return cases
 
 
 def _ranef(data, beta, tau2, sigma2) -> pd.Series:
-    # lme4's conditional modes from the fit that produced beta, tau2 and sigma2
-    return _lmer(RANDOM_INTERCEPT, data).ranef["Subject"]["(Intercept)"].rename(index=str)
+    """lme4's conditional modes from the fit that produced beta, tau2 and sigma2."""
+    return quiet_lmer(FIT_2, data).ranef["Subject"]["(Intercept)"].rename(index=str)
 
 
 def _shrunk(data, beta, weight):
     """Each subject's mean residual times ``weight(n_j)``."""
-    r = data["Reaction"] - beta[0] - beta[1] * data["Days"]
-    groups = r.groupby(data["Subject"].astype(str), observed=True)
+    groups = residuals(data, beta).groupby(data["Subject"].astype(str), observed=True)
     return groups.mean() * weight(groups.size())
 
 
@@ -114,80 +59,46 @@ _N_J = ("the weight of a subject's own mean is w_j = tau2 / (tau2 + sigma2 / n_j
 register(FunctionCheck(
     part="ex3-ranef-by-hand", points=1, function="ranef_by_hand", seed=3202,
     draw=_draw_random_intercepts, reference=_ranef, tolerance=(1e-6, 1e-6),
-    mistakes=[
-        (lambda d, b, t, s: _shrunk(d, b, lambda n: 1.0),
-         "these are the raw mean residuals, the no-pooling estimates: multiply each by its shrinkage factor w_j."),
-        (lambda d, b, t, s: _shrunk(d, b, lambda n: 1 - _w(n.to_numpy(), t, s)), _N_J),
-        (lambda d, b, t, s: _shrunk(d, b, lambda n: t / (t + s)), _N_J),
-        (lambda d, b, t, s: d["Reaction"] - b[0] - b[1] * d["Days"],
-         "return one value per subject (a Series indexed by Subject), not one per row."),
-        (lambda d, b, t, s: -_ranef(d, b, t, s),
-         "a residual is Reaction − (beta[0] + beta[1] × Days); yours has the opposite sign."),
-    ],
-    success="{function} equals lmer's random intercepts on {n} unbalanced subsets the check drew.",
-))
-
-# ---------------------------------------------------------------------------------------
-# ex3-predict-held-out: predict_held_out(train, test, method) -> predictions for test rows
+    mistakes=[(lambda d, b, t, s: _shrunk(d, b, lambda n: 1.0), "these are the raw mean residuals, the no-pooling "
+               "estimates: multiply each by its shrinkage factor w_j."),
+              (lambda d, b, t, s: _shrunk(d, b, lambda n: 1 - _w(n.to_numpy(), t, s)), _N_J),
+              (lambda d, b, t, s: _shrunk(d, b, lambda n: t / (t + s)), _N_J),
+              (lambda d, b, t, s: residuals(d, b),
+               "return one value per subject (a Series indexed by Subject), not one per row."),
+              (lambda d, b, t, s: -_ranef(d, b, t, s),
+               "a residual is Reaction − (beta[0] + beta[1] × Days); yours has the opposite sign.")],
+    success="{function} equals lmer's random intercepts on {n} unbalanced subsets the check drew."))
 
 
 def _draw_splits(rng: np.random.Generator) -> list[Case]:
-    sleep = load_sleepstudy()
+    """10 and 18 subjects split into their first 4 or 6 days (fit_4 converging) and the rest, for each method."""
     cases = []
-    for k, n_train in ((10, 4), (18, 6)):
-        while True:
-            chosen = rng.choice(list(sleep["Subject"].cat.categories), size=k, replace=False)
-            sub = sleep[sleep["Subject"].isin(chosen)]
-            sub = sub.assign(Subject=sub["Subject"].cat.remove_unused_categories())
-            train, test = pooling.held_out_split(sub, "Subject", "Days", n_train=n_train)
-            if _converged(_lmer(RANDOM_BOTH, train)):
-                break
-        train = train.sample(frac=1.0, random_state=rng).reset_index(drop=True)
-        test = test.sample(frac=1.0, random_state=rng).reset_index(drop=True)
-        for method in pooling.METHODS:
-            cases.append(Case((train, test, method),
-                              f"method '{method}', {k} subjects, days 0-{n_train - 1} to fit "
-                              f"({len(train)} rows), {len(test)} test rows (shuffled)"))
+    for k, n in ((10, 4), (18, 6)):
+        sub = sleep_subset(rng, k, shuffle=False, until=lambda s, n=n: converged(
+            quiet_lmer(FIT_4, pooling.held_out_split(s, n_train=n)[0])))
+        train, test = (x.sample(frac=1.0, random_state=rng).reset_index(drop=True)
+                       for x in pooling.held_out_split(sub, n_train=n))
+        cases += [Case((train, test, m), f"method '{m}', {k} subjects, days 0-{n - 1} to fit ({len(train)} rows), "
+                       f"{len(test)} test rows (shuffled)") for m in pooling.METHODS]
     return cases
 
 
+_pooled = reference_cache(pooling.predict_held_out)
+
+
 def _predict(train, test, method):
-    return pooling.predict_held_out(train, test)[method].to_numpy()
-
-
-def _as(other):
-    """The predictions of another pooling method (a mistake where ``method`` differs)."""
-    def wrong(train, test, method):
-        if other == method:
-            raise ValueError("not a mistake on this case")
-        return _predict(train, test, other)
-    return wrong
-
-
-def _on_all(train, test, method):
-    both = pd.concat([train, test], ignore_index=True)
-    if method == "partial":
-        return _lmer(RANDOM_BOTH, both).predict(test).to_numpy()
-    table = (pooling.complete_pooling if method == "complete" else pooling.no_pooling)(both).rename(index=str)
-    keys = test["Subject"].astype(str)
-    return table.loc[keys, "intercept"].to_numpy() + table.loc[keys, "slope"].to_numpy() * test["Days"].to_numpy()
-
-
-def _population_only(train, test, method):
-    if method != "partial":  # (balanced days: the population line is complete pooling's)
-        raise ValueError("not a mistake on this case")
-    return _lmer(RANDOM_BOTH, train).predict(test, re_form="NA").to_numpy()
+    return _pooled(train, test)[method].to_numpy()
 
 
 register(FunctionCheck(
     part="ex3-predict-held-out", points=1.5, function="predict_held_out", seed=3303,
     draw=_draw_splits, reference=_predict, tolerance=(1e-5, 1e-4),
-    mistakes=[
-        (_population_only, "you predicted with the fixed effects only (re_form=NA); partial pooling "
-                           "uses each subject's own line: fit.predict(test)."),
-        *[(_as(m), f"these are the '{m}' pooling predictions: use the method the argument names.")
-          for m in pooling.METHODS],
-        (_on_all, "you fitted on the test rows too: fit on train only, then predict test."),
-    ],
-    success="{function} predicts held-out days with each pooling method on {n} inputs the check drew.",
-))
+    mistakes=[  # (on a case a mistake does not concern, it returns the reference's output: it never matches there)
+        (lambda tr, te, m: quiet_lmer(FIT_4, tr).predict(te, re_form="NA").to_numpy() if m == "partial"
+         else _predict(tr, te, m), "you predicted with the fixed effects only (re_form=NA); partial pooling uses "
+         "each subject's own line: fit.predict(test)."),
+        *[(lambda tr, te, m, o=o: _predict(tr, te, o), f"these are the '{o}' pooling predictions: use the method "
+           "the argument names.") for o in pooling.METHODS],
+        (lambda tr, te, m: _predict(pd.concat([tr, te], ignore_index=True), te, m),
+         "you fitted on the test rows too: fit on train only, then predict test.")],
+    success="{function} predicts held-out days with each pooling method on {n} inputs the check drew."))
