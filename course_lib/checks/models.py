@@ -21,8 +21,7 @@ USE = {"mu_alpha": _ALPHA, "sigma_alpha": "scale the intercepts, " + _ALPHA, "be
 
 @functools.cache
 def _compiled(method: str):
-    """A distribution's ``method`` as one jax program per distribution and shape: a first call compiles one program,
-    not each of its operations (a fast first check of a model)."""
+    """A distribution's ``method`` as one jax program per distribution and shape (not a compile per operation)."""
     import jax
 
     return jax.jit(lambda d, x: getattr(d, method)(x))
