@@ -9,8 +9,6 @@ from course_lib import neurons
 from course_lib.checks.core import Case, FunctionCheck, reference_cache, register
 from course_lib.mixed import glmer
 
-FORMULA = "count ~ stim + (1 + stim | neuron) + offset(log(duration))"
-
 
 def _population(seed: int) -> Case:
     data, _ = neurons.simulate_population(n_neurons=40, n_trials=20, n_sparse=8, seed=seed)
@@ -22,7 +20,7 @@ def _wald(b, se) -> np.ndarray:
 
 
 @reference_cache
-def _ratio(data, formula: str = FORMULA) -> np.ndarray:
+def _ratio(data, formula: str = "count ~ stim + (1 + stim | neuron) + offset(log(duration))") -> np.ndarray:
     fit = glmer(formula, data)
     return _wald(fit.fixef["stim"], fit.fixef_se["stim"])
 
