@@ -302,7 +302,7 @@ The student copy of the course: the chapters, the exercise notebooks, the data a
 - **Work** on the exercises in `exercises/`: open them in Binder (the links are on the
   exercises page) or locally in JupyterLab. Fill in each function where it says
   `raise NotImplementedError(...)`; the check cell below it runs it on a few inputs and
-  prints ✔ or ✘ with a hint (for some parts it says only that the answer is written). Written answers go in the cells that say `YOUR ANSWER HERE`.
+  prints ✔ or ✘ with a hint. Written answers go in the cells that say `YOUR ANSWER HERE`.
 - **Hand in** the `.ipynb` file itself, saved from Jupyter. Your instructor's grader runs it
   from scratch and sends you a feedback page for every part.
 
@@ -318,7 +318,7 @@ _EXERCISES_INTRO = """# Exercises
 Each chapter has an exercise notebook. Open it in Binder, fill in each function where it says
 `raise NotImplementedError(...)`, and run the check cell below it. The check runs your
 function on a few stored inputs and prints ✔ or ✘ at once, with a hint for the common
-mistakes (for some parts it says only that your answer is written). Your instructor's
+mistakes. Your instructor's
 grader judges every part again, on inputs of its own, when you hand in the notebook, and
 sends you a feedback page with a verdict for every part:
 
@@ -341,25 +341,15 @@ def _private_check_module(rel: Path) -> bool:
 
 
 def public_checks(notebooks: list[Path]) -> dict:
-    """What a student tree's ``course_lib/checks/public.json`` holds: every graded part's
-    points and the names its check cell passes (``parts``), and, for each part whose check
-    declares ``public="stored"``, its public cases with the outputs of the reference, the
-    valid alternatives and the known mistakes (``public``), computed here with the checks'
-    code (:func:`course_lib.checks.core.stored_record`)."""
+    """What a student tree's ``course_lib/checks/public.json`` holds: for each graded part of the
+    notebooks, its public cases with the outputs of the reference, the valid alternatives and the
+    known mistakes, computed here with the checks' code (:func:`course_lib.checks.core.stored_record`)."""
     from course_lib import checks
-    from course_lib.checks.core import FunctionCheck, stored_record
+    from course_lib.checks.core import stored_record
 
-    parts, public = {}, {}
-    for path in notebooks:
-        for cell in nbformat.read(path, as_version=4).cells:
-            course = cell.metadata.get("course", {})
-            if course.get("role") == "check":
-                part = course["part"]
-                parts[part] = {"points": float(course["points"]), "names": re.findall(r",\s*(\w+)", cell.source)}
-                chk = checks.get_check(part)
-                if isinstance(chk, FunctionCheck) and chk.public == "stored":
-                    public[part] = stored_record(chk)
-    return {"parts": parts, "public": public}
+    return {cell.metadata["course"]["part"]: stored_record(checks.get_check(cell.metadata["course"]["part"]))
+            for path in notebooks for cell in nbformat.read(path, as_version=4).cells
+            if cell.metadata.get("course", {}).get("role") == "check"}
 
 
 def _retarget(text: str, repository: str | None) -> str:

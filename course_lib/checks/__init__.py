@@ -10,8 +10,7 @@ the *public* cases (a fixed seed); a grader runs ``collect`` in the sandboxed st
 (``check.for_seed(run_seed)``), so that neither patching this module nor memorising the public
 cases earns a point. In a student tree the ``exNN`` modules (the references) are absent and
 ``public.json`` holds the public cases with the outputs to judge them against
-(:class:`~course_lib.checks.core.StoredCheck`); a part that stores none says the answer is
-written and is judged when handed in.
+(:class:`~course_lib.checks.core.StoredCheck`).
 """
 
 from __future__ import annotations
@@ -24,33 +23,11 @@ from pathlib import Path as _Path
 from course_lib.checks.core import (CheckFailure, FunctionCheck, StoredCheck, Verdict, get_check, list_checks,
                                     register)
 
-#: In a student tree: every graded part's points and the names its check cell passes, and the
-#: parts whose public cases are stored (both empty in the instructor's course).
-PARTS: dict = {}
-PUBLIC: dict = {}
-
-
 def run(part: str, *answers, seed: int | None = None) -> Verdict:
     """Collect and judge the answer to ``part`` (``*answers``: what its check cell passes in) and
     return the verdict, on the public cases, or on a grading run's hidden ones given its ``seed``."""
-    if part in PARTS and part not in PUBLIC:
-        return _written(part, *answers)
     chk = get_check(part).for_seed(seed)
     return chk.judge(chk.collect(*answers))
-
-
-def _written(part: str, *answers) -> Verdict:
-    """In a student tree, for a part that stores no cases: whether the answer is written."""
-    names, points = PARTS[part]["names"] or ["your answer"], PARTS[part]["points"]
-    for name, answer in zip(names, answers):
-        if not callable(answer):
-            return Verdict(part, "error", 0.0, points, f"{name} should be a function, got {type(answer).__name__}")
-        code = getattr(answer, "__code__", None)  # a stub's message names the part
-        if code is not None and any(f"{part}: replace this line" in str(c) for c in code.co_consts):
-            return Verdict(part, "not-implemented", 0.0, points,
-                           f"{name} still raises NotImplementedError: replace the stub with your solution.")
-    return Verdict(part, "written", 0.0, points,
-                   f"{', '.join(names)} is written: it is judged when you hand in the notebook.")
 
 
 def check(part: str, *answers) -> None:
@@ -65,10 +42,8 @@ for _mod in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
         _importlib.import_module(f"{__name__}.{_mod}")
 
 if (_PUBLIC_FILE := _Path(__file__).with_name("public.json")).is_file():  # a student tree
-    _tree = _json.loads(_PUBLIC_FILE.read_text(encoding="utf-8"))
-    PARTS, PUBLIC = _tree["parts"], _tree["public"]
-    for _part, _record in PUBLIC.items():
+    for _part, _record in _json.loads(_PUBLIC_FILE.read_text(encoding="utf-8")).items():
         register(StoredCheck.from_record(_part, _record))
 
-__all__ = ["CheckFailure", "FunctionCheck", "PARTS", "PUBLIC", "StoredCheck", "Verdict", "check", "get_check",
-           "list_checks", "register", "run"]
+__all__ = ["CheckFailure", "FunctionCheck", "StoredCheck", "Verdict", "check", "get_check", "list_checks", "register",
+           "run"]

@@ -34,9 +34,9 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of one check: ``status`` (passed, failed, error, not-implemented, or written: judged
-    when handed in), ``points`` of ``max_points``, a ``message`` (what was checked, or the failed step
-    with what was expected and what came back) and, for a known mistake, a ``hint``."""
+    """The outcome of one check: ``status`` (passed, failed, error or not-implemented), ``points`` of
+    ``max_points``, a ``message`` (what was checked, or the failed step with what was expected and
+    what came back) and, for a known mistake, a ``hint``."""
 
     part: str
     status: str
@@ -48,8 +48,7 @@ class Verdict:
     passed = property(lambda self: self.status == "passed")
 
     def __str__(self) -> str:
-        mark, got = ("✎", "?") if self.status == "written" else ("✔" if self.passed else "✘", f"{self.points:g}")
-        text = f"{mark} {self.part}  {got}/{self.max_points:g}  {self.message}"
+        text = f"{'✔' if self.passed else '✘'} {self.part}  {self.points:g}/{self.max_points:g}  {self.message}"
         return text + (f"\n  Hint: {self.hint}" if self.hint else "")
 
     __repr__ = __str__
@@ -348,9 +347,8 @@ class FunctionCheck:
         hint), and other valid implementations (a result equal to one's output passes).
     error_hints : list of (str, str)
         ``(words, hint)``: an exception whose text holds ``words`` gets ``hint``.
-    seed, hidden, public : int, bool, {"stored", "written"}
-        Seed of the public cases; whether the grader judges hidden ones (:meth:`for_seed`); in a
-        student tree, the public cases stored with their outputs, or only whether it is written.
+    seed, hidden : int, bool
+        Seed of the public cases; whether the grader judges on hidden ones (:meth:`for_seed`).
     time_limit, success : float, str
         Seconds one case may run in the kernel; the message of a pass (``{function}``, ``{n}``).
     """
@@ -367,7 +365,6 @@ class FunctionCheck:
     error_hints: Sequence[tuple[str, str]] = ()
     seed: int = 0
     hidden: bool = True
-    public: str = "stored"
     tolerance: tuple[float, float] = (1e-6, 1e-8)
     time_limit: float = 30.0
     success: str = "{function} gives the right answer on {n} inputs the check drew."

@@ -1,18 +1,10 @@
-r"""Checks of exercise 5 (LNP receptive fields), declared. The chapter's ten common mistakes
-get their own hints: (1) ``w * s`` averaged instead of the dot product (sampler, likelihood);
-(2) a stimulus outside the N(0, v) white-noise ensemble; (3) the gradient of ``log L``;
-(4) ``log(factorial(c))``, overflowing or kept; (5) the optimiser's ``jac`` returned; (6) the
-optimiser started at the true w (every ``x0`` is recorded; the fits have the notebook's 15 × 15
-pixels); (7) the estimate normalised by its sum; (8) counts misaligned by a frame, or lags the
-wrong way; (9) the second singular vector, or a column of ``Vᵀ``; (10) a global ``w`` in the
-likelihood (it is called at two ``w``). References are :mod:`course_lib.lnp`'s (tested against
-scipy, statsmodels and glum); the shipped :mod:`~course_lib.checks.lnp_results` and
-:mod:`~course_lib.checks.figures` read and compare the results (plots from their Axes).
+r"""Checks of exercise 5 (LNP receptive fields: counts c_t ~ Poisson(exp(wᵀs_t)·Δt·R)). The chapter's ten
+common mistakes get their own hints, as declared mistakes or from the shipped readers and comparisons
+(:mod:`~course_lib.checks.lnp_results`, :mod:`~course_lib.checks.figures`); references from :mod:`course_lib.lnp`.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -22,8 +14,12 @@ from scipy import special
 from course_lib import lnp
 from course_lib.checks import figures, lnp_results
 from course_lib.checks.core import Case, FunctionCheck, register
+from course_lib.checks.lnp_results import FIT_TOL, HINT_DOT
 
 _W_LAB = lnp.gaussian_rf(15, 2.0)  # the notebook's true receptive field
+_FIT_SAME = (FIT_TOL, 2e-3)  # (rtol, atol) within which a fit is a mistake's (an honest one: 3e-5, sloppy 1e-3)
+_FACTORIAL = ("log(factorial(c)) overflows for counts above 170; log c_t! does not depend on w, so leave it out "
+              "(scipy.special.gammaln(c + 1) if you ever need it).")
 
 
 def _seed(rng) -> int:
@@ -38,7 +34,7 @@ def _draw_sampler(rng):
 
 register(FunctionCheck(
     part="ex5-sampler", points=0.5, function="sample_lnp", seed=501, draw=_draw_sampler, reference=lnp.sample_lnp,
-    output=lnp_results.sampled, compare=lnp_results.sampler, hidden=True, public="stored",
+    output=lnp_results.sampled, compare=lnp_results.sampler,
     success="{function} draws N(0, v) pixels and Poisson counts of mean exp(wᵀs)·dt·R on {n} problems."))
 
 
@@ -46,53 +42,45 @@ def _draw_negloglik(rng):
     wb = lnp.gaussian_rf(15, 1.5, center=(4.0, 10.0))  # 15 × 15 pixels too: a global w_true runs
     (ca, _, sa), (cb, _, sb) = (lnp.sample_lnp(w, n, dt, R, v, _seed(rng)) for w, n, dt, R, v in
                                 ((_W_LAB, 100, 0.1, 50.0, 5.0), (wb, 60, 0.05, 30.0, 2.0)))
+    # the first case's counts exceed 170 (219 or more over 200 seeds): log(factorial(c)) overflows
     return [Case((0.5 * _W_LAB, ca, sa, 0.1, 50.0), f"the lab's set-up (counts up to {ca.max()}), w = w_true / 2"),
             Case((rng.normal(scale=0.05, size=225), cb, sb, 0.05, 30.0), "60 bins of another neuron, a random w"),
             Case((0.8 * wb, cb, sb, 0.05, 30.0), "60 bins of another neuron, w = 0.8 w_true")]
 
 
-def _nll_with(extra=lambda c, dt, R: 0.0, f_sign=1.0, g_sign=1.0):
-    """A wrong likelihood: −log L plus a constant, each part's sign as given."""
-    def wrong(w, c, s, dt, R):
-        f, g = lnp.negloglik(w, c, s, dt, R)
-        return f_sign * (f + extra(c, dt, R)), g_sign * g
-    return wrong
-
-
-def _nll_elementwise(w, c, s, dt, R):
-    eta = (s * w).mean(axis=1)
-    return np.sum(np.exp(eta) * dt * R) - c @ eta, s.T @ (np.exp(eta) * dt * R - c)
+def _nll_plus(constant):
+    """−log L plus a ``constant(c, dt, R)`` that does not depend on w; the same gradient."""
+    return lambda w, c, s, dt, R: (lnp.negloglik(w, c, s, dt, R)[0] + constant(c, dt, R),
+                                   lnp.negloglik(w, c, s, dt, R)[1])
 
 
 register(FunctionCheck(
     part="ex5-negloglik", points=0.5, function="negloglik", seed=502, draw=_draw_negloglik, reference=lnp.negloglik,
-    output=lnp_results.at_two_points, compare=lnp_results.negloglik, hidden=True, public="stored",
-    mistakes=[(_nll_with(g_sign=-1.0), "you returned the gradient of log L, not of −log L: the gradient of the "
-                                       "negative log-likelihood is Σ_t (r_t − c_t) s_t."),
-              (_nll_with(f_sign=-1.0, g_sign=-1.0), "you returned log L; the optimiser minimises, so return −log L "
-                                                    "and its gradient."),
-              (_nll_with(lambda c, dt, R: special.gammaln(c + 1).sum()), "you kept Σ_t log c_t! in the objective: it "
+    output=lnp_results.at_two_points, compare=lnp_results.negloglik,
+    mistakes=[(lambda *a: (lnp.negloglik(*a)[0], -lnp.negloglik(*a)[1]), "you returned the gradient of log L, not "
+               "of −log L: the gradient of the negative log-likelihood is Σ_t (r_t − c_t) s_t."),
+              (lambda *a: tuple(-x for x in lnp.negloglik(*a)), "you returned log L; the optimiser minimises, so "
+               "return −log L and its gradient."),
+              (_nll_plus(lambda c, dt, R: special.gammaln(c + 1).sum()), "you kept Σ_t log c_t! in the objective: it "
                "does not depend on w; drop it (as log(factorial(c)) it is slow and overflows)."),
-              (_nll_with(lambda c, dt, R: -c.sum() * math.log(dt * R)), "you kept the constant −Σ c_t log(Δt R); "
+              (_nll_plus(lambda c, dt, R: -c.sum() * np.log(dt * R)), "you kept the constant −Σ c_t log(Δt R); "
                "it does not depend on w: drop it, as the formula says."),
-              (_nll_elementwise, lnp_results.HINT_DOT)],
-    error_hints=[(word, lnp_results.HINT_FACTORIAL) for word in ("factorial", "Overflow", "too large")],
+              (_nll_plus(lambda c, dt, R: np.log(special.factorial(c)).sum()), _FACTORIAL),
+              (lambda w, c, s, dt, R: lnp.negloglik(w / s.shape[1], c, s, dt, R), HINT_DOT)],  # s @ (w / P): a mean
+    error_hints=[(word, _FACTORIAL) for word in ("factorial", "Overflow", "too large")],
     success="{function} gives −log L (without constants) and its gradient at {n} points the check drew."))
 
 
-def _draw_fit(rng):
-    wb = lnp.gaussian_rf(15, 1.5, center=(5.0, 9.0))  # both 15 × 15: a fit started at w_true runs
-    (ca, _, sa), (cb, _, sb) = (lnp.sample_lnp(w, 400, dt, R, 1.0, _seed(rng)) for w, dt, R in
-                                ((_W_LAB, 0.1, 50.0), (wb, 0.05, 40.0)))
-    # args[4], the true w, spots an x0 there: fit_rf gets the first four
-    return [Case((ca, sa, 0.1, 50.0, _W_LAB), "400 bins of the lab's receptive field (v = 1)"),
-            Case((cb, sb, 0.05, 40.0, wb), "400 bins of another neuron (dt = 0.05, R = 40, v = 1)")]
+def _draw_fit(rng):  # args[4], the true w (15 × 15: a fit started there runs), spots an x0 at it; fit_rf gets 4
+    return [Case((*lnp.sample_lnp(w, 400, dt, R, 1.0, _seed(rng))[::2], dt, R, w), f"400 bins of {whose} (v = 1)")
+            for w, dt, R, whose in ((_W_LAB, 0.1, 50.0, "the lab's receptive field"), (lnp.gaussian_rf(
+                15, 1.5, center=(5.0, 9.0)), 0.05, 40.0, "another neuron (dt = 0.05, R = 40)"))]
 
 
 register(FunctionCheck(
     part="ex5-fit", points=1, function="fit_rf", seed=503, draw=_draw_fit,
     reference=lambda c, s, dt, R: lnp.fit_rf(c, s, dt, R).w, output=lnp_results.fitted, compare=lnp_results.fit,
-    hidden=True, public="stored", success="{function} gives the maximum-likelihood w on {n} data sets the check drew."))
+    success="{function} gives the maximum-likelihood w on {n} data sets the check drew."))
 
 
 def _show(ax, w, shape, m, **labels):
@@ -101,17 +89,15 @@ def _show(ax, w, shape, m, **labels):
 
 
 def _plot_response(ax, c, r, dt):
-    ax.plot(np.arange(len(c)) * dt, c, label="observed count c")
-    ax.plot(np.arange(len(c)) * dt, r, label="expected count r")
+    ax.legend(ax.plot(np.arange(len(c)) * dt, np.c_[c, r]), ["observed count c", "expected count r"])
     ax.set(title="response", xlabel="time (s)", ylabel="spikes per bin")
-    ax.legend()
 
 
 register(FunctionCheck(
     part="ex5-response-plot", points=0.5, function="plot_response", seed=504, reference=_plot_response,
     draw=lambda rng: [Case(lnp.sample_lnp(lnp.gaussian_rf(3, 1.0), 60, 0.1, 20.0, 1.0, _seed(rng))[:2] + (0.1,),
                            "60 bins of 0.1 s")],
-    output=figures.drawn_on_axes, compare=figures.response_plot, hidden=True, public="stored",
+    output=figures.drawn_on_axes, compare=figures.response_plot,
     success="{function} draws c and r against time in seconds, with a title, axis labels and a legend."))
 
 register(FunctionCheck(
@@ -119,7 +105,7 @@ register(FunctionCheck(
     draw=lambda rng: [Case((rng.normal(size=35), (5, 7)), "a random w of 35 pixels, shape (5, 7)"),
                       Case((lnp.gaussian_rf(4, 1.0, center=tuple(rng.uniform(0, 3, 2))), (4, 4)), "a 4 × 4 blob")],
     reference=lambda ax, w, shape: _show(ax, w, shape, np.abs(w).max(), title="w", xlabel="column", ylabel="row"),
-    output=figures.drawn_on_axes, compare=figures.rf_plot, hidden=True, public="stored",
+    output=figures.drawn_on_axes, compare=figures.rf_plot,
     success="{function} shows w as an image on a diverging scale centred on zero, labelled, for {n} inputs."))
 
 
@@ -142,7 +128,7 @@ register(FunctionCheck(
               (lambda sp, tr, d: np.histogram(sp, bins=np.append(tr, tr[-1] + d))[0], "the last count is off: a spike "
                "exactly at trigger_times[-1] + frame_duration, where the last frame ends, belongs to no frame."),
               (lambda sp, tr, d: lnp.bin_spikes(sp, tr, d) / d, "return spike counts per frame, not rates.")],
-    hidden=True, public="stored", success="{function} counts each frame's spikes on {n} recordings the check drew."))
+    success="{function} counts each frame's spikes on {n} recordings the check drew."))
 
 
 def _draw_lagged(rng):
@@ -155,21 +141,24 @@ def _draw_lagged(rng):
     return cases
 
 
-def _fit_lagged(counts, frames, lags, dt):
-    with warnings.catch_warnings():  # "did not converge" at 1e-8 per bin (on reversed recordings): not the student's
-        warnings.simplefilter("ignore", RuntimeWarning)
+def _fit_lagged(counts, frames, lags, dt):  # "did not converge" at 1e-8 per bin (reversed recordings): not theirs
+    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):
         return lnp.fit_lagged(counts, frames, lags, dt, R=None)
 
 
 register(FunctionCheck(
     part="ex5-lagged", points=1, function="fit_lags", seed=512, draw=_draw_lagged, reference=_fit_lagged,
-    output=lnp_results.lags_both_ways, compare=lnp_results.fit, hidden=True, public="stored",
+    output=lnp_results.single_threaded, compare=lnp_results.fit, tolerance=_FIT_SAME,
+    mistakes=[(lambda counts, frames, *rest: _fit_lagged(counts[::-1], frames[::-1], *rest),  # = frames[t + L]
+               "your lags go the wrong way: lag L pairs counts[t] with frames[t - L], the frame shown L steps "
+               "*before*; use counts[m:] with frames[m - L : n - L], m = max(lags)."),
+              (lambda *args: _fit_lagged(*args).T, "stack the filters as columns: np.column_stack.")],
     success="{function} fits each lag (counts[t] with frames[t − L], rate estimated) on {n} recordings."))
 
 
-def _panels(ws, titles, shape):
+def _panels(ws, titles, shape, n_axes=None):
     fig, m = Figure(), max(np.abs(w).max() for w in ws)
-    for ax, w, title in zip(fig.subplots(1, len(ws), squeeze=False)[0], ws, titles):
+    for ax, w, title in zip(fig.subplots(1, n_axes or len(ws), squeeze=False)[0], ws, titles):
         _show(ax, w, shape, m, title=title)
     return fig
 
@@ -179,7 +168,7 @@ register(FunctionCheck(
     draw=lambda rng: [Case((rng.normal(size=(12, 3)), (4, 3), [0, 1, 2]), "W of shape (12, 3), frames 4 × 3"),
                       Case((rng.normal(size=(20, 4)), (5, 4), [0, 2, 3, 5]), "W of shape (20, 4), lags [0, 2, 3, 5]")],
     reference=lambda W, shape, lags: _panels(list(W.T), [f"lag {lag}" for lag in lags], shape),
-    output=figures.returned_figure, compare=figures.lagged_plots, hidden=True, public="stored",
+    output=figures.returned_figure, compare=figures.lagged_plots,
     success="{function} shows each lag's filter as a frame-shaped image titled with its lag, for {n} inputs."))
 
 
@@ -195,9 +184,8 @@ def _draw_svd(rng):
 def _svd(W, k=0, column=False, centre=True, sign=1.0):
     """Singular vectors ``k`` (``v`` a column of Vᵀ if ``column``), u's largest entry of sign ``sign``."""
     U, S, Vt = np.linalg.svd(W - W.mean() if centre else W, full_matrices=False)
-    u, v = U[:, k], (Vt[:, k] if column else Vt[k])
-    sign = sign * (-1.0 if u[np.argmax(np.abs(u))] < 0 else 1.0)
-    return sign * u, sign * v, S[k]
+    sign *= np.sign(U[np.argmax(np.abs(U[:, k])), k])
+    return sign * U[:, k], sign * (Vt[:, k] if column else Vt[k]), S[k]
 
 
 _SECOND = "you took the second singular vector: the first (largest singular value, index 0) is the best rank-one fit."
@@ -209,16 +197,13 @@ register(FunctionCheck(
               (lambda W: _svd(W, sign=-1.0), "fix the sign: flip u1 and v1 together so that the entry of u1 with "
                                              "the largest magnitude is positive."),
               (lambda W: _svd(W, centre=False), "subtract the mean of W (W - W.mean()) before the SVD.")],
-    hidden=True, public="stored", success="{function} gives the first singular vectors of the centred W, sign "
-                                          "fixed, on {n} matrices the check drew."))
+    success="{function} gives the first singular vectors of the centred W, sign fixed, on {n} matrices."))
 
 
 def _plot_space_time(u, v, shape, lag_times):
-    fig = Figure()
-    left, right = fig.subplots(1, 2)
-    _show(left, u, shape, np.abs(u).max(), title="spatial map u1")
-    right.plot(lag_times, v)
-    right.set(title="time course v1", xlabel="lag (s)", ylabel="weight")
+    fig = _panels([u], ["spatial map u1"], shape, n_axes=2)
+    fig.axes[1].plot(lag_times, v)
+    fig.axes[1].set(title="time course v1", xlabel="lag (s)", ylabel="weight")
     return fig
 
 
@@ -226,7 +211,7 @@ register(FunctionCheck(
     part="ex5-space-time-plots", points=0.5, function="plot_space_time", seed=522, reference=_plot_space_time,
     draw=lambda rng: [Case((rng.normal(size=20), rng.normal(size=5), (5, 4), 0.05 * np.arange(5)),
                            "u of 20 pixels (5 × 4), v over 5 lags")],
-    output=figures.returned_figure, compare=figures.space_time_plots, hidden=True, public="stored",
+    output=figures.returned_figure, compare=figures.space_time_plots,
     success="{function} shows the spatial map as an image and the time course against the lag times, labelled."))
 
 
@@ -235,10 +220,19 @@ def _draw_ridge(rng):
     return [Case((c, s, 0.1, 20.0, alpha), f"300 bins, 49 pixels, alpha = {alpha:g}") for alpha in (10.0, 100.0)]
 
 
+def _ridge(c, s, dt, R, alpha, times=1.0):
+    return lnp.fit_regularized(c, s, dt, R, alpha=times * alpha, penalty="l2").w
+
+
 register(FunctionCheck(
-    part="ex5-ridge", points=1, function="fit_ridge", seed=531, draw=_draw_ridge,
-    reference=lambda c, s, dt, R, alpha: lnp.fit_regularized(c, s, dt, R, alpha=alpha, penalty="l2").w,
-    output=lnp_results.ridge_path, compare=lnp_results.fit, hidden=True, public="stored",
+    part="ex5-ridge", points=1, function="fit_ridge", seed=531, draw=_draw_ridge, reference=_ridge,
+    output=lnp_results.single_threaded, compare=lnp_results.fit, tolerance=_FIT_SAME,
+    mistakes=[(lambda *a: _ridge(*a, times=0.0), "this is the unpenalised fit: add alpha * (w @ w) to −log L and 2 * "
+               "alpha * w to its gradient."),
+              (lambda *a: _ridge(*a, times=0.5), "the penalty is α‖w‖² = alpha * (w @ w); its gradient is 2 * alpha "
+               "* w (you used half of it)."),
+              (lambda *a: _ridge(*a, times=2.0), "the penalty is α‖w‖² and its gradient 2 * alpha * w: yours is twice "
+               "too strong.")],
     success="{function} minimises −log L + α‖w‖² (a ridge-penalised Poisson GLM) on {n} problems."))
 
 register(FunctionCheck(
@@ -246,5 +240,5 @@ register(FunctionCheck(
     draw=lambda rng: [Case(([rng.normal(size=12) for _ in range(3)], [0.0, 10.0, 1000.0], (3, 4)),
                            "3 filters of 12 pixels (3 × 4), alphas [0, 10, 1000]")],
     reference=lambda ws, alphas, shape: _panels(ws, [f"α = {a:g}" for a in alphas], shape),
-    output=figures.returned_figure, compare=figures.alpha_plots, hidden=True, public="stored",
+    output=figures.returned_figure, compare=figures.alpha_plots,
     success="{function} shows one filter per alpha, in order, titled, on one diverging scale."))
