@@ -1,16 +1,12 @@
 """Exercise checks: run a student's code on inputs the check draws, then judge the results.
 
-A check cell calls ``checks.check("ex1-fit-ols", fit_ols)`` and prints one verdict, e.g.
-``✔ ex1-fit-ols  1/1  fit_ols agrees with least squares on 4 data sets the check drew.``
-It works in two steps, kept apart on purpose: ``collect(answer)`` runs the student's code on
-the part's cases and returns plain data only; ``judge(collected)`` redraws the cases, computes
-the reference answer with a trusted library and compares. A notebook runs both in the kernel on
-the *public* cases (a fixed seed); a grader runs ``collect`` in the sandboxed student kernel and
-``judge`` in its own process, on *hidden* cases drawn from a secret seed per run
-(``check.for_seed(run_seed)``), so that neither patching this module nor memorising the public
-cases earns a point. In a student tree the ``exNN`` modules (the references) are absent and
-``public.json`` holds the public cases with the outputs to judge them against
-(:class:`~course_lib.checks.core.StoredCheck`).
+A check cell calls ``checks.check("ex1-fit-ols", fit_ols)`` and prints one verdict (✔ or ✘, the points,
+a hint). ``collect(answer)`` runs the student's code on the part's cases and returns plain data only;
+``judge(collected)`` computes the reference answers with a trusted library and compares. A notebook
+runs both on the *public* cases (a fixed seed); a grader runs ``collect`` in the sandboxed kernel and
+``judge`` in its own process on *hidden* cases (``check.for_seed(run_seed)``), so that neither patching
+this module nor memorising the public cases earns a point. In a student tree the ``exNN`` modules (the
+references) are absent and ``public.json`` holds the public cases with the outputs to judge them against.
 """
 
 from __future__ import annotations

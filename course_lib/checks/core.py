@@ -325,30 +325,24 @@ def _output_of(output: Callable, fn: Callable, args: tuple):
 
 @dataclass
 class FunctionCheck:
-    """A part's check, declared: run the student's function on drawn cases and compare its
-    output with the reference implementation's.
+    """A part's check, declared (CONTRIBUTING.md has a worked example).
 
     Parameters
     ----------
     part, points, function : str, float, str
         Part id, points for a pass, and the name the student knows the function by.
-    draw : callable(rng) -> list of Case
-        The inputs, well-conditioned for every seed (the grader draws hidden cases from it).
-    reference : callable
-        A right implementation, with the student's signature.
-    output : callable(fn, args) -> plain data
-        Runs ``fn`` (answer, reference, mistake) on a case and describes the result as JSON data
-        (default :func:`returned`). Shipped: in a module of this package other than ``exNN``.
-    compare : callable(got, expected, what, args), optional
-        Raises :class:`CheckFailure` (with a hint when it can tell why) when ``got`` is wrong;
-        default :func:`compare_data` at ``tolerance`` ``(rtol, atol)``. Shipped.
-    mistakes, valid : list of (callable, str), list of callable
-        Wrong implementations with their hints (a result equal to a mistake's output gets its
-        hint), and other valid implementations (a result equal to one's output passes).
+    draw, seed, hidden : callable(rng) -> list of Case, int, bool
+        The inputs, well-conditioned for every seed; the public cases' seed; whether the grader
+        judges on hidden cases drawn by ``draw`` too (:meth:`for_seed`).
+    reference, mistakes, valid : callable, list of (callable, str), list of callable
+        A right implementation with the student's signature; wrong ones with their hints (a
+        result equal to a mistake's output gets its hint); other valid ones (one's output passes).
+    output, compare : callable(fn, args) -> plain data, callable(got, expected, what, args)
+        Shipped functions (of a module here other than ``exNN``): the result of ``fn`` on a case
+        as JSON data (default :func:`returned`), and a comparison raising :class:`CheckFailure`
+        (default :func:`compare_data` at ``tolerance``, ``(rtol, atol)``).
     error_hints : list of (str, str)
         ``(words, hint)``: an exception whose text holds ``words`` gets ``hint``.
-    seed, hidden : int, bool
-        Seed of the public cases; whether the grader judges on hidden ones (:meth:`for_seed`).
     time_limit, success : float, str
         Seconds one case may run in the kernel; the message of a pass (``{function}``, ``{n}``).
     """

@@ -1,86 +1,54 @@
-"""Checks of exercise 6 (many neurons): the population's stimulus effect from a Poisson GLMM, as
-a rate ratio with its 95% Wald interval.
-
-Reference answers come from ``course_lib.mixed.glmer`` (tested against lme4) on populations
-drawn here with ``course_lib.neurons.simulate_population``; no expected number is typed in.
-"""
-
-from __future__ import annotations
+"""Checks of exercise 6 (many neurons): the stimulus effect of a Poisson GLMM as a rate ratio with its 95% Wald
+interval, exp(b ± 1.96 se), against ``course_lib.mixed.glmer`` (tested against lme4); the mean Poisson deviance
+2 mean[y log(y/μ) − (y − μ)]; Pearson's dispersion Σ (y − μ)²/μ / (n − n_params)."""
 
 import numpy as np
 from scipy import special, stats
 
 from course_lib import neurons
-from course_lib.checks.core import Case, FunctionCheck, register
+from course_lib.checks.core import Case, FunctionCheck, reference_cache, register
 from course_lib.mixed import glmer
 
-FORMULA = "count ~ stim + (1 + stim | neuron) + offset(log(duration))"
+
+def _population(seed: int) -> Case:
+    data, _ = neurons.simulate_population(n_neurons=40, n_trials=20, n_sparse=8, seed=seed)
+    return Case((data,), f"a population of 40 neurons ({len(data)} trials, simulate_population seed {seed})")
 
 
-def _draw_populations(rng: np.random.Generator) -> list[Case]:
-    cases = []
-    for _ in range(2):
-        seed = int(rng.integers(0, 2**31))
-        data, _ = neurons.simulate_population(n_neurons=40, n_trials=20, n_sparse=8, seed=seed)
-        cases.append(Case((data,), f"a population of 40 neurons ({len(data)} trials, "
-                                   f"simulate_population seed {seed})"))
-    return cases
+def _wald(b, se) -> np.ndarray:
+    return np.exp(b + np.array([0.0, -1.96, 1.96]) * se)
 
 
-def _ratio(fit) -> np.ndarray:
-    b, se = fit.fixef["stim"], fit.fixef_se["stim"]
-    return np.exp([b, b - 1.96 * se, b + 1.96 * se])
-
-
-def _reference(data) -> np.ndarray:
-    return _ratio(glmer(FORMULA, data))
-
-
-def _log_scale(data) -> np.ndarray:
-    return np.log(_reference(data))
-
-
-def _no_offset(data) -> np.ndarray:
-    return _ratio(glmer("count ~ stim + (1 + stim | neuron)", data))
+@reference_cache
+def _ratio(data, formula: str = "count ~ stim + (1 + stim | neuron) + offset(log(duration))") -> np.ndarray:
+    fit = glmer(formula, data)
+    return _wald(fit.fixef["stim"], fit.fixef_se["stim"])
 
 
 def _no_pooling_mean(data) -> np.ndarray:
-    own = neurons.no_pooling(data)["effect"]
-    own = own[np.isfinite(own)]
-    m, se = own.mean(), own.std(ddof=1) / np.sqrt(len(own))
-    return np.exp([m, m - 1.96 * se, m + 1.96 * se])
+    own = neurons.no_pooling(data)["effect"].replace([np.inf, -np.inf], np.nan).dropna()
+    return _wald(own.mean(), stats.sem(own))
 
 
-register(
-    FunctionCheck(
-        part="ex6-rate-ratio",
-        points=1,
-        function="stim_rate_ratio",
-        draw=_draw_populations,
-        reference=_reference,
-        tolerance=(1e-4, 1e-8),
-        mistakes=[
-            (_log_scale, "these are log rate ratios (glmer's coefficient on the log scale): "
-                         "exponentiate the estimate and both ends of the interval."),
-            (_no_offset, "the model has no exposure offset: trials last 0.5 to 2 s, so add "
-                         "offset(log(duration)) to the formula to model rates, not counts."),
-            (_no_pooling_mean, "this averages per-neuron fits (no pooling): sparse neurons' "
-                               "noisy effects count as much as the others'. Fit the GLMM "
-                               "count ~ stim + (1 + stim | neuron) + offset(log(duration))."),
-        ],
-        seed=6101,
-        success="{function} gives exp(beta_stim) and its 95% Wald interval from the Poisson "
-                "GLMM on {n} populations the check drew.",
-    )
-)
-
-# ---------------------------------------------------------------------------------------
-# ex6-deviance: mean_poisson_deviance(y, mu) ; ex6-dispersion: pearson_dispersion(y, mu, n_params)
+register(FunctionCheck(
+    part="ex6-rate-ratio", points=1, function="stim_rate_ratio", seed=6101, tolerance=(1e-4, 1e-8),
+    draw=lambda rng: [_population(int(rng.integers(0, 2**31))) for _ in range(2)], reference=_ratio,
+    mistakes=[
+        (lambda d: np.log(_ratio(d)), "these are log rate ratios (glmer's coefficient on the log scale): "
+                                      "exponentiate the estimate and both ends of the interval."),
+        (lambda d: _ratio(d, "count ~ stim + (1 + stim | neuron)"), "the model has no exposure offset: trials last "
+         "0.5 to 2 s, so add offset(log(duration)) to the formula to model rates, not counts."),
+        (_no_pooling_mean, "this averages per-neuron fits (no pooling): sparse neurons' noisy effects count as much as "
+                           "the others'. Fit the GLMM count ~ stim + (1 + stim | neuron) + offset(log(duration))."),
+    ],
+    success="{function} gives exp(beta_stim) and its 95% Wald interval from the Poisson GLMM on {n} drawn populations.",
+))
 
 
 def _draw_counts(rng: np.random.Generator) -> list[Case]:
+    """Low rates, so that every case has zero counts; and n_params."""
     cases = []
-    for n in (12, 60, 250):  # low rates, so that every case has zero counts
+    for n in (12, 60, 250):
         mu = rng.gamma(2.0, rng.uniform(0.5, 3.0), size=n) + 0.05
         y = rng.poisson(mu * rng.gamma(3.0, 1 / 3.0, size=n)).astype(float)
         y[rng.integers(n)] = 0.0
@@ -93,17 +61,11 @@ def _deviance(y, mu):
     return float(np.mean(2 * (special.xlogy(y, y / mu) - (y - mu))))
 
 
-def _log_of_zero(y, mu):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return float(np.mean(2 * (y * np.log(y / mu) - (y - mu))))
-
-
 register(FunctionCheck(
-    part="ex6-deviance", points=0.5, function="mean_poisson_deviance", seed=6202,
+    part="ex6-deviance", points=0.5, function="mean_poisson_deviance", seed=6202, tolerance=(1e-5, 1e-8),
     draw=lambda rng: [Case(c.args[:2], c.label) for c in _draw_counts(rng)], reference=_deviance,
-    tolerance=(1e-5, 1e-8),
     mistakes=[
-        (_log_of_zero,
+        (np.errstate(divide="ignore", invalid="ignore")(lambda y, mu: np.mean(2 * (y * np.log(y / mu) - (y - mu)))),
          "y log(y/μ) is 0 where y = 0 (its limit): use scipy.special.xlogy(y, y / mu)."),
         (lambda y, mu: _deviance(y, mu) / 2, "the deviance has a factor 2: 2 [y log(y/μ) − (y − μ)]."),
         (lambda y, mu: _deviance(y, mu) * len(y), "return the mean over counts, not the sum."),
@@ -121,16 +83,15 @@ def _dispersion(y, mu, n_params):
 
 
 register(FunctionCheck(
-    part="ex6-dispersion", points=0.5, function="pearson_dispersion", seed=6303,
-    draw=_draw_counts, reference=_dispersion, tolerance=(1e-5, 1e-8),
+    part="ex6-dispersion", points=0.5, function="pearson_dispersion", seed=6303, tolerance=(1e-5, 1e-8),
+    draw=_draw_counts, reference=_dispersion,
     mistakes=[
-        (lambda y, mu, p: _dispersion(y, mu, 0),
-         "divide by the residual degrees of freedom, n − n_params, not by n."),
+        (lambda y, mu, p: _dispersion(y, mu, 0), "divide by the residual degrees of freedom, n − n_params, not by n."),
         (lambda y, mu, p: _dispersion(y, mu, p) * (len(y) - p),
          "this is Pearson's χ²: divide it by its degrees of freedom, n − n_params."),
         (lambda y, mu, p: float(np.sum((y - mu) ** 2) / (len(y) - p)),
          "a Pearson residual divides by the Poisson SD: (y − μ)² / μ."),
-        (lambda y, mu, p: float(np.sum(2 * (special.xlogy(y, y / mu) - (y - mu))) / (len(y) - p)),
+        (lambda y, mu, p: _deviance(y, mu) * len(y) / (len(y) - p),
          "this is the deviance over df; the part asks for Pearson's χ², Σ (y − μ)² / μ."),
     ],
     success="{function} gives Pearson's χ² / (n − n_params) on {n} inputs the check drew.",

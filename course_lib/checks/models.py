@@ -1,36 +1,43 @@
-"""Reading a student's NumPyro model as plain data for exercise 4's check (shipped: no model here).
+"""Reading a student's NumPyro model as plain data for exercise 4's check (shipped: no model here). The model:
+y_i ~ N(alpha_j[i] + beta_mouse_j[i] stim_i, sigma²), alpha_j ~ N(mu_alpha, sigma_alpha²), beta_mouse_j ~ N(beta,
+sigma_beta²), run with the scalars at a case's values and every other latent site at its prior's quantiles F⁻¹(u_j),
+so that a centred alpha ~ N(mu_alpha, sigma_alpha) and a non-centred mu_alpha + sigma_alpha z, z ~ N(0, 1), agree."""
 
-The model: y_i ~ N(alpha_j[i] + beta_mouse_j[i] stim_i, sigma²), alpha_j ~ N(mu_alpha, sigma_alpha²),
-beta_mouse_j ~ N(beta, sigma_beta²). :func:`model_output` runs it with the scalars at a case's values
-and every other latent sample site at its prior's quantiles F⁻¹(u_j): a centred alpha ~ N(mu_alpha,
-sigma_alpha) and a non-centred alpha = mu_alpha + sigma_alpha z, z ~ N(0, 1), then take the same
-values, so that the record describes the model, not its parameterisation.
-"""
-
-from __future__ import annotations
+import functools
 
 import numpy as np
 
 from course_lib.checks.core import CheckFailure, compare_data
 
-SCALARS = ("mu_alpha", "sigma_alpha", "beta", "sigma_beta", "sigma")
-PER_MOUSE = ("alpha", "beta_mouse")
+SCALARS, PER_MOUSE = ("mu_alpha", "sigma_alpha", "beta", "sigma_beta", "sigma"), ("alpha", "beta_mouse")
 PSEUDO = ("one effect for every mouse treats the trials as replicates of the effect (pseudo-replication): the unit "
           "of replication is the mouse. Give each mouse its own effect, beta_mouse = beta + sigma_beta * w with "
           "w ~ N(0, 1) in the plate of mice, and use beta_mouse[mouse] * stim in the mean.")
-USE = {"mu_alpha": "alpha = mu_alpha + sigma_alpha * z, and use alpha[mouse] in the mean",
-       "sigma_alpha": "scale the intercepts, alpha = mu_alpha + sigma_alpha * z, and use alpha[mouse] in the mean",
-       "beta": "beta_mouse = beta + sigma_beta * w, and use beta_mouse[mouse] * stim in the mean",
-       "sigma_beta": "beta_mouse = beta + sigma_beta * w, beta_mouse[mouse] * stim in the mean; " + PSEUDO,
-       "sigma": "it is the trial-to-trial spread, dist.Normal(mean, sigma) for y"}
+_ALPHA, _BETA = ("alpha = mu_alpha + sigma_alpha * z, and use alpha[mouse] in the mean",
+                 "beta_mouse = beta + sigma_beta * w, and use beta_mouse[mouse] * stim in the mean")
+USE = {"mu_alpha": _ALPHA, "sigma_alpha": "scale the intercepts, " + _ALPHA, "beta": _BETA,
+       "sigma_beta": f"{_BETA}; {PSEUDO}", "sigma": "it is the trial-to-trial spread, dist.Normal(mean, sigma) for y"}
 
 
-def _trace(model, args, fixed: dict):
-    """``model``'s trace on a case ``(stim, mouse, n_mice, y, values)``: the sample sites of ``fixed``
-    at those values, every other latent one at its prior's (or its base's) quantiles at values["u"]."""
+@functools.cache
+def _compiled(method: str):
+    """A distribution's ``method`` as one jax program per distribution and shape (not a compile per operation)."""
     import jax
-    import numpyro.distributions as dist
-    from numpyro import handlers
+
+    return jax.jit(lambda d, x: getattr(d, method)(x))
+
+
+def _call(d, method: str, x):
+    try:
+        return _compiled(method)(d, x)
+    except TypeError:  # d is not a jax pytree
+        return getattr(d, method)(x)
+
+
+def _run(model, args, fixed: dict):
+    """``model``'s trace on a case ``(stim, mouse, n_mice, y, values)``, the sites of ``fixed`` at those values and the
+    other latent ones at their prior's (or its base's) quantiles at values["u"]; and the log density of y (or None)."""
+    from numpyro import distributions as dist, handlers
 
     def at_quantile(site):
         if site["type"] != "sample" or site["is_observed"] or site["name"] in fixed:
@@ -38,57 +45,46 @@ def _trace(model, args, fixed: dict):
         fn = base = site["fn"]
         while type(base).icdf is dist.Distribution.icdf and hasattr(base, "base_dist"):
             base = base.base_dist
-        shape = fn.shape(site["kwargs"].get("sample_shape", ()))
-        try:
-            return np.broadcast_to(np.asarray(base.icdf(np.resize(args[4]["u"], shape))), shape)
+        shape, u, scalar = fn.shape(site["kwargs"].get("sample_shape", ())), args[4]["u"], base.shape() == ()
+        try:  # a scalar prior's quantiles at one size for every case: jax compiles them once, not per number of mice
+            q = np.asarray(_call(base, "icdf", np.resize(u, max(8, u.size) if scalar else shape)))
         except NotImplementedError:
             raise ValueError(f"the check sets {site['name']!r} at quantiles of its prior, which has none") from None
+        return np.resize(q[: u.size] if scalar else q, shape)
 
-    seeded = handlers.seed(handlers.substitute(model, substitute_fn=at_quantile), jax.random.PRNGKey(0))
-    return handlers.trace(seeded).get_trace(*args[:3], y=args[3])
-
-
-def _loglik(trace):
+    trace = handlers.trace(handlers.substitute(model, substitute_fn=at_quantile)).get_trace(*args[:3], y=args[3])
     y = trace.get("y", {})
-    return float(np.sum(np.asarray(y["fn"].log_prob(y["value"])))) if y.get("is_observed") else None
+    return trace, float(np.sum(np.asarray(_call(y["fn"], "log_prob", y["value"])))) if y.get("is_observed") else None
 
 
 def model_output(model, args) -> dict:
-    """Describe ``model`` on one case: the shapes of the task's sites (None: absent), the observed
-    sites, whether moving each scalar (+0.25 or +0.6: one move can land where the density is the
-    same) changes the log density of y, the per-mouse values, and that log density."""
+    """``model`` on one case: its sites' shapes (None: absent), observed sites, whether moving each scalar changes the
+    log density of y (+0.25 or +0.6: one move can land where it is the same), the per-mouse values, that density."""
     fixed = {k: np.float32(args[4][k]) for k in SCALARS}
-    trace = _trace(model, args, fixed)
-    base = _loglik(trace)
+    trace, base = _run(model, args, fixed)
     sites = {k: list(v["fn"].shape(v["kwargs"].get("sample_shape", ())) if "fn" in v else np.shape(v["value"]))
              for k, v in trace.items() if v["type"] in ("sample", "deterministic")}  # (a sample's: its plates')
-
-    def moved(name, step):
-        return _loglik(_trace(model, args, dict(fixed, **{name: fixed[name] + np.float32(step)})))
-
     return {"sites": {k: sites.get(k) for k in (*SCALARS, *PER_MOUSE, "y")},
             "observed": ",".join(sorted(k for k, v in trace.items() if v.get("is_observed"))),
-            "levels": {k: base is not None and k in sites and any(abs(moved(k, s) - base) > 1e-3 for s in (0.25, 0.6))
-                       for k in SCALARS},
+            "levels": {k: base is not None and k in sites and any(
+                abs(_run(model, args, dict(fixed, **{k: fixed[k] + np.float32(s)}))[1] - base) > 1e-3
+                for s in (0.25, 0.6)) for k in SCALARS},
             "values": {k: np.ravel(trace[k]["value"]).tolist() if k in trace else None for k in PER_MOUSE},
             "loglik": base}
 
 
 def compare_model(got, expected, what: str, args) -> None:
-    """The sites (an observed 'y'; the task's sites, with their shapes), then the levels that
-    reach the likelihood, then the per-mouse values and the log density of y."""
+    """An observed y, the task's sites and their shapes, the levels reaching the likelihood, then the values."""
     if got["observed"] != "y":
         raise CheckFailure(f"sites: {what} should observe a site 'y', got {got['observed'] or 'none'!r}",
                            'the likelihood is numpyro.sample("y", ..., obs=y).')
-    if got["sites"].get("sigma_beta") is None:
-        raise CheckFailure(f"sites: {what} should give each mouse its own effect, with a spread sigma_beta, but "
-                           "has one effect for all mice", PSEUDO)
-    for name, shape in expected["sites"].items():
-        if (came := got["sites"].get(name)) != shape:
-            hint = ('name the sites as the task does, numpyro.deterministic("alpha", ...) when non-centred.'
-                    if came is None else f"{name} is one number: sample it outside any plate." if not shape
-                    else 'one value per mouse: numpyro.plate("mice", n_mice).' if name in PER_MOUSE
-                    else "one value per trial: the mean is alpha[mouse] + beta_mouse[mouse] * stim.")
+    for name in ("sigma_beta", *expected["sites"]):  # no sigma_beta first: one effect for all mice
+        if (came := got["sites"].get(name)) != (shape := expected["sites"][name]):
+            hint = (PSEUDO if name == "sigma_beta" and came is None else 'name the sites as the task does, '
+                    'numpyro.deterministic("alpha", ...) when non-centred.' if came is None
+                    else f"{name} is one number: sample it outside any plate." if not shape
+                    else "one value per trial: the mean is alpha[mouse] + beta_mouse[mouse] * stim." if name == "y"
+                    else 'one value per mouse: numpyro.plate("mice", n_mice).')
             raise CheckFailure(f"sites: {what} should have a site {name!r} of shape {tuple(shape)}, got "
                                f"{'none' if came is None else tuple(came)}", hint)
     for name in SCALARS:
