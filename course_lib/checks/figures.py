@@ -45,12 +45,16 @@ def _images(axes, per="", names=(), scale=False) -> dict:
     one diverging colour scale centred on zero covers max |w|."""
     imgs = [(ax.get_title(), ax.get_images()[0]) for ax in axes if ax.get_images()]
     arrays = [np.ma.filled(np.ma.asarray(im.get_array(), dtype=float), np.nan) for _, im in imgs]
-    m, clims = max((np.nanmax(np.abs(a)) for a in arrays), default=np.nan), {im.get_clim() for _, im in imgs}
-    return {"images": [a.tolist() for a in arrays]} | ({f"panels titled with their {per}": sum(
-        name in title for (title, _), name in zip(imgs, names))} if per else {}) | ({
-            "one colour scale for all panels": len(clims) == 1, "a colour scale centred on zero covering max |w|":
-            bool(clims) and all(hi > 0 and abs(lo + hi) <= 1e-9 * hi and hi >= m * (1 - 1e-9) for lo, hi in clims),
-            "a diverging colormap": bool(imgs) and all(_diverging(im.cmap) for _, im in imgs)} if scale else {})
+    out = {"images": [a.tolist() for a in arrays]}
+    if per:
+        out[f"panels titled with their {per}"] = sum(name in title for (title, _), name in zip(imgs, names))
+    if scale:
+        m, clims = max((np.nanmax(np.abs(a)) for a in arrays), default=np.nan), {im.get_clim() for _, im in imgs}
+        out |= {"one colour scale for all panels": len(clims) == 1,
+                "a colour scale centred on zero covering max |w|": bool(clims) and all(
+                    hi > 0 and abs(lo + hi) <= 1e-9 * hi and hi >= m * (1 - 1e-9) for lo, hi in clims),
+                "a diverging colormap": bool(imgs) and all(_diverging(im.cmap) for _, im in imgs)}
+    return out
 
 
 def _same(a, b) -> bool:
@@ -72,9 +76,13 @@ def response_plot(fn, args) -> dict:
     """plot_response(ax, c, r, dt): lines of c and r against time in s (bin starts or centres), labels, a legend."""
     c, r, dt = (np.array(a, dtype=float) for a in args)
     t = (np.arange(len(c)) * dt, (np.arange(len(c)) + 0.5) * dt)
-    return _drawn(fn, args, lambda axes: {f"a line of {k} against time in seconds": _line(axes, y, t) is not None
-                                          for k, y in (("c", c), ("r", r))} | _labelled(axes[0]) | {
-        "a legend naming both lines": len(getattr(axes[0].get_legend(), "texts", ())) >= 2}, on_axes=True)
+
+    def describe(axes):
+        legend = axes[0].get_legend()
+        return {f"a line of {k} against time in seconds": _line(axes, y, t) is not None
+                for k, y in (("c", c), ("r", r))} | _labelled(axes[0]) | {
+            "a legend naming both lines": legend is not None and len(legend.get_texts()) >= 2}
+    return _drawn(fn, args, describe, on_axes=True)
 
 
 def rf_plot(fn, args) -> dict:
@@ -91,8 +99,11 @@ def lagged_plots(fn, args) -> dict:
 def space_time_plots(fn, args) -> dict:
     """plot_space_time(u, v, shape, lag_times): the image of u, and a labelled line of v against the lag times."""
     v, lag_times = np.array(args[1], dtype=float), np.array(args[3], dtype=float)
-    return _drawn(fn, args, lambda axes: _images(axes) | {"a line of v1 against the lag times": (
-        ax := _line(axes, v, [lag_times])) is not None} | _labelled(ax))
+
+    def describe(axes):
+        ax = _line(axes, v, [lag_times])
+        return _images(axes) | {"a line of v1 against the lag times": ax is not None} | _labelled(ax)
+    return _drawn(fn, args, describe)
 
 
 def alpha_plots(fn, args) -> dict:
