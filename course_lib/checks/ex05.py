@@ -272,6 +272,7 @@ register(FunctionCheck(
                "too strong.")],
     success="{function} minimises −log L + α‖w‖² (a ridge-penalised Poisson GLM) on {n} problems."))
 
+
 def _plot_alphas(ws, alphas, shape, **style):
     return _images(ws, [f"α = {a:g}" for a in alphas], shape, **style)
 

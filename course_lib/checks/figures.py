@@ -23,10 +23,10 @@ def _drawn(fn, args, describe, on_axes=False) -> dict:
     before = set(plt.get_fignums())
     try:
         fig, ax = plt.subplots() if on_axes else (fn(*args), None)
-        if ax:
+        if on_axes:
             fn(ax, *args)
         is_fig = isinstance(fig, plt.Figure)
-        return ({} if ax else {"a Figure returned": is_fig}) | describe(fig.axes if is_fig else [])
+        return ({} if on_axes else {"a Figure returned": is_fig}) | describe(fig.axes if is_fig else [])
     finally:  # close every figure the plot opened
         for num in set(plt.get_fignums()) - before:
             plt.close(num)
