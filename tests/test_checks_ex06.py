@@ -76,6 +76,11 @@ def pearson_dispersion(y, mu, n_params):
 CORRECT.update({"ex6-deviance": mean_poisson_deviance, "ex6-dispersion": pearson_dispersion})
 
 
+@pytest.mark.parametrize("part", ["ex6-deviance", "ex6-dispersion"])
+def test_the_counts_answers_from_the_definitions_pass_the_public_cases(part):
+    assert_full_points(part, CORRECT[part])
+
+
 @pytest.mark.parametrize("part, answer", [
     ("ex6-deviance", lambda y, mu: np.float32(mean_poisson_deviance(np.float32(y), np.float32(mu)))),
     ("ex6-deviance", lambda y, mu: float(2 * np.mean(np.where(y > 0, y * np.log(np.where(y > 0, y, 1) / mu), 0)
