@@ -62,6 +62,13 @@ class CheckFailure(Exception):
         self.hint = hint
 
 
+def first_failure(steps) -> None:
+    """A property check's steps ``(failed, message, hint)``: raise the first that failed as a :class:`CheckFailure`."""
+    for failed, message, hint in steps:
+        if failed:
+            raise CheckFailure(message, hint)
+
+
 def hidden_seed(public_seed: int, run_seed: int) -> int:
     """The seed of a part's hidden cases: a 63-bit mix (numpy's SeedSequence) of its public
     seed and a grading run's secret seed, the same on every regrade with the same run seed."""

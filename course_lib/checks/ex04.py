@@ -46,7 +46,8 @@ register(FunctionCheck(
     mistakes=[(_hierarchy(s), f"{s} is a standard deviation: use it as the scale, not {s}**2.")
               for s in ("sigma", "sigma_alpha", "sigma_beta")],
     error_hints=[("out of bounds", 'one value per mouse: numpyro.plate("mice", n_mice), its size from n_mice.')],
-    success="{function} has the task's sites, each level reaching y, the hierarchy's density, on {n} drawn data sets.",
+    success="{function} has the task's sites, every level of its hierarchy reaches the likelihood, and its density is "
+            "the hierarchical model's on {n} drawn data sets.",
 ))
 
 

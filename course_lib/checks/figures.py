@@ -6,15 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib.checks.core import CheckFailure
-
-
-def first_failure(steps) -> None:
-    """Raise :class:`CheckFailure` for the first of ``(failed, message, hint)`` that failed."""
-    for failed, message, hint in steps:
-        if failed:
-            raise CheckFailure(message, hint)
-
 
 def _drawn(fn, args, describe, on_axes=False) -> dict:
     """``describe(axes)`` of the plot ``fn(ax, *args)`` draws on a fresh Axes (``on_axes``) or ``fn(*args)`` returns."""

@@ -14,8 +14,8 @@ import numpy as np
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from course_lib.checks.core import CheckFailure, Returned, compare_arrays, compare_data, fmt, to_data
-from course_lib.checks.figures import first_failure
+from course_lib.checks.core import (CheckFailure, Returned, compare_arrays, compare_data, first_failure, fmt,
+                                    to_data)
 
 HINT_DOT = ("the drive of frame t is the dot product wᵀs_t = s @ w (a sum over pixels); you multiplied w and s "
             "element-wise and averaged.")
