@@ -44,8 +44,11 @@ MISTAKES = [
     ("ex1-fit-ols", lambda X, y: fit_ols(X, y)[::-1], "reverse order"),
     ("ex1-fit-ols", lambda X, y: X.T @ y, "normal equations"),
     ("ex1-fit-ols", lambda X, y: fit_ols(X[:, 1:], y), "without the intercept"),
+    ("ex1-fit-ols", lambda X, y: np.linalg.lstsq(X, y), "returns a tuple"),
     ("ex1-standard-errors", lambda X, y: ols_standard_errors(X, y) * np.sqrt((len(y) - X.shape[1]) / len(y)), "divide by n − p"),
     ("ex1-standard-errors", lambda X, y: ols_standard_errors(X, y) ** 2, "square roots"),
+    ("ex1-standard-errors",  # the residual variance with np.var(ddof=1): n − 1, not n − p
+     lambda X, y: np.sqrt(np.diag(np.linalg.inv(X.T @ X)) * np.var(y - X @ fit_ols(X, y), ddof=1)), "n − 1"),
     ("ex1-standard-errors", lambda X, y: np.sqrt(np.diag(np.linalg.inv(X.T @ X))), "σ̂"),
     ("ex1-predict", lambda beta, days: beta[1] + beta[0] * np.asarray(days), "swapped"),
     ("ex1-predict", lambda beta, days: beta[1] * np.asarray(days), "left out the intercept"),

@@ -53,14 +53,17 @@ register(FunctionCheck(
                "your coefficients are in reverse order: return them in the order of X's columns."),
               (lambda X, y: X.T @ y, "you returned Xᵀy: solve the normal equations (XᵀX) β = Xᵀy for β."),
               (lambda X, y: _ols_params(X[:, 1:], y),
-               "you fitted without the intercept column: X already holds it as its first column.")],
+               "you fitted without the intercept column: X already holds it as its first column."),
+              (lambda X, y: np.linalg.lstsq(X, y, rcond=None), "np.linalg.lstsq returns a tuple (solution, "
+               "residuals, rank, singular values): return its first element, the coefficients.")],
     success="{function} agrees with statsmodels' OLS on {n} data sets the check drew."))
 
 register(FunctionCheck(
     part="ex1-standard-errors", points=1, function="ols_standard_errors", seed=202, draw=_draw_regressions,
     reference=_ols_se,
-    mistakes=[(lambda X, y: _ols_se(X, y) * np.sqrt((len(y) - X.shape[1]) / len(y)), "you divided the residual "
-               "sum of squares by n; divide by n − p, the residual degrees of freedom."),
+    mistakes=[*[(lambda X, y, k=k: _ols_se(X, y) * np.sqrt((len(y) - X.shape[1]) / (len(y) - k)), "you divided the "
+                 f"residual sum of squares by {n}; divide by n − p, the residual degrees of freedom.")
+                for k, n in ((0, "n"), (1, "n − 1 (np.var's ddof=1)"))],
               (lambda X, y: _ols_se(X, y) ** 2, "these are variances: the standard errors are their square roots."),
               (lambda X, y: np.sqrt(np.diag(np.linalg.inv(X.T @ X))),
                "you left out the residual standard deviation σ̂: SE = σ̂ √diag((XᵀX)⁻¹).")],
