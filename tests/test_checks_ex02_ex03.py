@@ -110,6 +110,8 @@ MISTAKES = [
     ("ex2-slope-range", lambda b, t: np.array([b - t, b + t]), "68%"),
     ("ex2-slope-range", lambda b, t: typical_range(b, np.sqrt(t)), "already a standard deviation"),
     ("ex2-slope-range", lambda b, t: typical_range(0.0, t), "centre the range on beta"),
+    ("ex2-slope-range", lambda b, t: (b - 2 * t, b + 2 * t), "rule of thumb"),
+    ("ex2-slope-range", lambda b, t: np.array([b - 1.645 * t, b + 1.645 * t]), "middle 90%"),
     ("ex2-fixed-or-random",
      lambda d: "random" if d["levels_are_sample"] and not d["levels_are_question"] else "fixed",
      "at least 4 levels"),

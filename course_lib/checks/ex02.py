@@ -60,6 +60,9 @@ register(FunctionCheck(
     reference=lambda b, t: b + _Z[1] * t * _PM, tolerance=(1e-3, 1e-3),
     mistakes=[
         (lambda b, t: b + t * _PM, "beta ± tau holds only about 68% of subjects; 95% lie within beta ± 1.96 tau."),
+        *[(lambda b, t, z=z: b + z * t * _PM, f"{why}: the middle 95% of a normal population lies within beta ± 1.96 "
+           "tau, 1.96 = scipy.stats.norm.ppf(0.975).") for z, why in ((2.0, "2 is the rule of thumb"),
+                                                                     (1.645, "1.645 gives the middle 90%"))],
         *[(lambda b, t, z=z, f=f: b + z * f(t) * _PM, _SD) for z in _Z for f in (np.sqrt, np.square)],
         *[(lambda b, t, z=z: z * t * _PM, "random effects are deviations from the population value: centre the "
            "range on beta.") for z in _Z]],
