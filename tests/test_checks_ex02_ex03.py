@@ -137,7 +137,10 @@ MISTAKES = [
     ("ex2-lrt", lambda d: (lambda c: np.array([c, 2, scipy.stats.chi2.sf(c, 2)]))(-lrt_random_slopes(d)[0]),
      "it is positive"),  # fit_4's deviance minus fit_2's
     ("ex2-lrt", lambda d: np.abs(lrt_random_slopes(d) - np.array([0, 0, 1])), "upper tail"),  # the cdf, not sf
-    ("ex2-variance-components", lambda d: lmer(FIT_4, d).VarCorr["sdcor"].to_numpy(), ""),  # with the correlation
+    ("ex2-variance-components", lambda d: lmer(FIT_4, d).VarCorr["sdcor"].to_numpy(), "correlation"),
+    ("ex2-lrt", lambda d: lrt_random_slopes(d) * [1, 1, 0.5], "boundary"),  # p halved
+    ("ex2-lrt", lambda d: (lambda c: np.array([c, 2, (scipy.stats.chi2.sf(c, 1) + scipy.stats.chi2.sf(c, 2)) / 2]))(
+        lrt_random_slopes(d)[0]), "boundary"),  # the 50:50 mixture of chi2(1) and chi2(2)
     ("ex2-slope-range", lambda b, t: np.array([b - 2.576 * t, b + 2.576 * t]), ""),  # the middle 99%
     ("ex2-residual-sd", lambda d: np.array([np.sqrt(smf.ols("Reaction ~ 1 + Days", data=d).fit().scale),
                                             lmer(FIT_2, d).sigma]), ""),  # sigma of fit_2

@@ -605,6 +605,8 @@ def svd_uncentred(W):
     ("ex5-ridge", lambda c, s, dt, R, alpha: fit_ridge(c, s, dt, R, 2 * alpha), "twice too strong"),
     ("ex5-lagged", lambda counts, frames, lags, dt: fit_lags(counts, frames, lags, dt).T, "np.column_stack"),
     ("ex5-negloglik", lambda w, c, s, dt, R: tuple(-x for x in negloglik(w, c, s, dt, R)), "you returned log L"),
+    ("ex5-negloglik",  # the gradient of a rate per second: r_t without dt·R
+     lambda w, c, s, dt, R: (negloglik(w, c, s, dt, R)[0], s.T @ (np.exp(s @ w) - c)), "keep dt·R"),
     ("ex5-svd", lambda W: (*space_time_svd(W)[:2], space_time_svd(W)[2] ** 2), ""),
     ("ex5-svd", svd_uncentred, "subtract the mean"),
 ])

@@ -48,7 +48,9 @@ register(FunctionCheck(
         (lambda d: _sds(FIT_4, d) ** 2, "these are variances (the vcov column); the question asks for standard "
          "deviations, in ms and ms/day (the sdcor column)."),
         (lambda d: _sds(FIT_4, d, False), "you fitted by maximum likelihood; lmer's default (as lme4's) is REML."),
-        (lambda d: _sds(FIT_2, d), _FIT_2), (lambda d: np.insert(_sds(FIT_2, d), 1, 0.0), _FIT_2)],
+        (lambda d: _sds(FIT_2, d), _FIT_2), (lambda d: np.insert(_sds(FIT_2, d), 1, 0.0), _FIT_2),
+        (lambda d: quiet_lmer(FIT_4, d).VarCorr["sdcor"].to_numpy(), "the sdcor column also holds the intercept–slope "
+         "correlation (its row has var2 set): keep the three standard deviations only.")],
     success="{function} reads fit_4's standard deviations on {n} subsets the check drew."))
 
 _Z, _PM = (1.96, float(scipy.stats.norm.ppf(0.975))), np.array([-1.0, 1.0])  # z of 95%: rounded, exact
@@ -138,5 +140,8 @@ register(FunctionCheck(
               (lambda d: _lrt(d, sign=-1.0), "the statistic is deviance(fit_2) − deviance(fit_4), twice the gain in "
                "log-likelihood of the larger model: it is positive."),
               (lambda d: _lrt(d) * [1, 1, -1] + [0, 0, 1],
-               "this is the lower tail (the cdf): the p-value is the upper tail, chi2.sf(chisq, df).")],
+               "this is the lower tail (the cdf): the p-value is the upper tail, chi2.sf(chisq, df)."),
+              *[(lambda d, w=w: _lrt(d) * [1, 1, 0] + [0, 0, np.dot(w, scipy.stats.chi2.sf(_lrt(d)[0], [1, 2]))],
+                 "you corrected p for the variance's boundary at 0 (the question under 'To think about'); this part "
+                 "asks for p as lme4's anova reports it, chi2.sf(chisq, 2).") for w in ([0, 0.5], [0.5, 0.5])]],
     success="{function} gives lme4's likelihood-ratio test on {n} subsets the check drew."))

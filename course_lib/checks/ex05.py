@@ -68,7 +68,10 @@ register(FunctionCheck(
               (_nll_plus(lambda c, dt, R: -c.sum() * np.log(dt * R)), "you kept the constant −Σ c_t log(Δt R); "
                "it does not depend on w: drop it, as the formula says."),
               (_nll_plus(lambda c, dt, R: np.log(special.factorial(c)).sum()), _FACTORIAL),
-              (lambda w, c, s, dt, R: lnp.negloglik(w / s.shape[1], c, s, dt, R), HINT_DOT)],  # s @ (w / P): a mean
+              (lambda w, c, s, dt, R: lnp.negloglik(w / s.shape[1], c, s, dt, R), HINT_DOT),  # s @ (w / P): a mean
+              (lambda w, c, s, dt, R: (lnp.negloglik(w, c, s, dt, R)[0], s.T @ (np.exp(s @ w) - c)),
+               "the gradient is Σ_t (r_t − c_t) s_t with r_t = exp(wᵀs_t)·dt·R, the expected count per bin: "
+               "keep dt·R in it.")],
     error_hints=[(word, _FACTORIAL) for word in ("factorial", "Overflow", "too large")],
     success="{function} gives −log L (without constants) and its gradient at {n} points the check drew."))
 
