@@ -104,6 +104,14 @@ def fit_ridge(c, s, dt, R, alpha):
     return optimize.minimize(cost, np.zeros(s.shape[1]), jac=True, method="L-BFGS-B").x
 
 
+def glum_ridge(c, s, dt, R, alpha):
+    """A ridge fit by glum with the exercise's alpha passed as glum's own (glum divides −log L by n)."""
+    import glum
+
+    model = glum.GeneralizedLinearRegressor(family="poisson", alpha=alpha, l1_ratio=0, fit_intercept=False)
+    return model.fit(s, c, offset=np.full(len(c), np.log(dt * R))).coef_
+
+
 def plot_filters_by_alpha(ws, alphas, frame_shape):
     m = max(np.abs(w).max() for w in ws)  # one scale: the shrinkage shows
     fig, axes = plt.subplots(1, len(alphas))
@@ -603,6 +611,7 @@ def svd_uncentred(W):
     ("ex5-alpha-plots", lambda ws, alphas, shape: _alpha_plots("RdBu_r", True)(ws[::-1], alphas, shape), ""),
     ("ex5-ridge", lambda c, s, dt, R, alpha: fit_ridge(c, s, dt, R, 0.0), "unpenalised"),
     ("ex5-ridge", lambda c, s, dt, R, alpha: fit_ridge(c, s, dt, R, 2 * alpha), "twice too strong"),
+    ("ex5-ridge", lambda c, s, dt, R, alpha: glum_ridge(c, s, dt, R, alpha), "2 * alpha / n"),  # glum's own alpha
     ("ex5-lagged", lambda counts, frames, lags, dt: fit_lags(counts, frames, lags, dt).T, "np.column_stack"),
     ("ex5-negloglik", lambda w, c, s, dt, R: tuple(-x for x in negloglik(w, c, s, dt, R)), "you returned log L"),
     ("ex5-negloglik",  # the gradient of a rate per second: r_t without dt·R

@@ -272,7 +272,9 @@ register(FunctionCheck(
               (lambda *a: _ridge(*a, times=0.5), "the penalty is α‖w‖² = alpha * (w @ w); its gradient is 2 * alpha "
                "* w (you used half of it)."),
               (lambda *a: _ridge(*a, times=2.0), "the penalty is α‖w‖² and its gradient 2 * alpha * w: yours is twice "
-               "too strong.")],
+               "too strong."),
+              (lambda c, *a: _ridge(c, *a, times=len(c) / 2), "glum and scikit-learn divide −log L by the number of "
+               "bins n and the ridge penalty by 2: to minimise −log L + α‖w‖² with them, pass alpha = 2 * alpha / n.")],
     success="{function} minimises −log L + α‖w‖² (a ridge-penalised Poisson GLM) on {n} problems."))
 
 
