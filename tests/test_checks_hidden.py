@@ -118,6 +118,24 @@ def test_an_answer_that_runs_too_long_gets_a_verdict_at_the_case_time_limit():
         time.sleep(1)
 
 
+def test_an_answer_that_swallows_exceptions_still_stops_at_the_time_limit():
+    import dataclasses
+    import time
+
+    def stubborn(X, y):  # retries whatever goes wrong, for ever
+        while True:
+            try:
+                time.sleep(0.05)
+            except Exception:
+                pass
+
+    chk = dataclasses.replace(checks.get_check("ex1-fit-ols"), time_limit=0.3)
+    start = time.monotonic()
+    verdict = chk.judge(chk.collect(stubborn))
+    assert time.monotonic() - start < 2
+    assert verdict.status == "error" and "ran longer than 0.3 s" in verdict.message
+
+
 def _lookup_table_answer(part: str):
     """A memorising answer to any part: the honest answer's result on each public case, looked
     up by the content of the arguments (the first entry for inputs it has not seen)."""

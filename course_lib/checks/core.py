@@ -241,8 +241,9 @@ def same(got, other, rtol=1e-6, atol=1e-8) -> bool:
 # --- Running an answer in the kernel, within a time limit per case.
 
 
-class CaseTimeout(Exception):
-    """The student's code ran past a case's time limit."""
+class CaseTimeout(BaseException):
+    """The student's code ran past a case's time limit (not an Exception: an ``except Exception``
+    in the student's own loop must not swallow it)."""
 
 
 @contextlib.contextmanager
