@@ -125,11 +125,12 @@ register(FunctionCheck(
     success="{function} gives the residual standard deviations (ms) of lm and lmer on {n} subsets the check drew."))
 
 
-def _lrt(data, reml=False, df=None, sign=1.0):
-    """[chisq, df, p] of anova(fit_2, fit_4) by ML (lme4's) or REML (valid), or at ``df``, of ``sign`` × chisq."""
+def _lrt(data, reml=False, df=None, sign=1.0, mix=(0.0, 1.0)):
+    """[chisq, df, p] of anova(fit_2, fit_4) by ML (lme4's) or REML (valid), or at ``df``, of ``sign`` × chisq;
+    p = mix · (P(chi2(1) > chisq), P(chi2(df) > chisq)), anova's by default."""
     row = anova(quiet_lmer(FIT_2, data, reml), quiet_lmer(FIT_4, data, reml), refit=False).iloc[1]
     chisq, df = sign * row["Chisq"], row["Df"] if df is None else df
-    return np.array([chisq, df, scipy.stats.chi2.sf(chisq, df)])
+    return np.array([chisq, df, np.dot(mix, scipy.stats.chi2.sf(chisq, [1, df]))])
 
 
 register(FunctionCheck(
@@ -141,7 +142,7 @@ register(FunctionCheck(
                "log-likelihood of the larger model: it is positive."),
               (lambda d: _lrt(d) * [1, 1, -1] + [0, 0, 1],
                "this is the lower tail (the cdf): the p-value is the upper tail, chi2.sf(chisq, df)."),
-              *[(lambda d, w=w: _lrt(d) * [1, 1, 0] + [0, 0, np.dot(w, scipy.stats.chi2.sf(_lrt(d)[0], [1, 2]))],
-                 "you corrected p for the variance's boundary at 0 (the question under 'To think about'); this part "
-                 "asks for p as lme4's anova reports it, chi2.sf(chisq, 2).") for w in ([0, 0.5], [0.5, 0.5])]],
+              *[(lambda d, mix=mix: _lrt(d, mix=mix), "you corrected p for the variance's boundary at 0 (the "
+                 "question under 'To think about'); this part asks for p as lme4's anova reports it, "
+                 "chi2.sf(chisq, 2).") for mix in ((0.0, 0.5), (0.5, 0.5))]],  # p halved; the chi2(1):chi2(2) mixture
     success="{function} gives lme4's likelihood-ratio test on {n} subsets the check drew."))

@@ -52,8 +52,10 @@ def _draw_negloglik(rng):
 
 def _nll_plus(constant):
     """−log L plus a ``constant(c, dt, R)`` that does not depend on w; the same gradient."""
-    return lambda w, c, s, dt, R: (lnp.negloglik(w, c, s, dt, R)[0] + constant(c, dt, R),
-                                   lnp.negloglik(w, c, s, dt, R)[1])
+    def wrong(w, c, s, dt, R):
+        f, g = lnp.negloglik(w, c, s, dt, R)
+        return f + constant(c, dt, R), g
+    return wrong
 
 
 register(FunctionCheck(
