@@ -343,11 +343,15 @@ def test_student_tree_notebooks_give_a_verdict_at_once_right_and_wrong(tree):
     """In the tree, with the tree's course_lib first on the path, each student notebook's
     setup cell, then each part's answer and its check cell: the stub is reported; the
     instructor's answer gets ✔; a plausible wrong answer gets ✘ with its hint."""
+    from course_grade.notebook import Assignment  # the grader's reading of each check cell's names
+
+    names = {p.part: p.names for path in INSTRUCTOR for p in Assignment.load(path).parts}
     script = f"""
-import json, re, course_lib, course_lib.checks as checks
+import json, course_lib, course_lib.checks as checks
 from course_lib import datasets, lnp, lfp, mixed, pooling, regression
 assert course_lib.__file__.startswith({str(tree)!r}), course_lib.__file__
 wrong = {WRONG_IN_TREE!r}
+names = {names!r}
 out = {{}}
 for name in {[p.name for p in INSTRUCTOR]!r}:
     solved = {{c.get("id"): "".join(c["source"]) for c in json.load(open(f"{str(ROOT / "exercises")}/{{name}}"))["cells"]}}
@@ -363,8 +367,7 @@ for name in {[p.name for p in INSTRUCTOR]!r}:
                 source = "".join(cell["source"]) if which == "student" else solved[cell["id"]]
                 exec(wrong[part][0] if which == "wrong" and part in wrong else source, ns)
             elif role == "check":
-                names = re.findall(r",\\s*(\\w+)", "".join(cell["source"]))
-                out[f"{{which}} {{part}}"] = str(checks.run(part, *[ns[n] for n in names]))
+                out[f"{{which}} {{part}}"] = str(checks.run(part, *[ns[n] for n in names[part]]))
 print(json.dumps(out))
 """
     proc = subprocess.run([sys.executable, "-c", script], cwd=tree, capture_output=True, text=True,
