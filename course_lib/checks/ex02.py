@@ -107,21 +107,19 @@ register(FunctionCheck(
     success="{function} decides fixed or random correctly for {n} designs the check drew."))
 
 
-def _ols(data):
-    return smf.ols("Reaction ~ 1 + Days", data=data).fit()
+def _residual_sds(data, lm=lambda fit: np.sqrt(fit.scale), mixed=lambda fit: fit.sigma):
+    """[lm's, lmer's (fit_4)] residual standard deviation, each as ``lm`` and ``mixed`` read it from the fit."""
+    return np.array([lm(smf.ols("Reaction ~ 1 + Days", data=data).fit()), mixed(quiet_lmer(FIT_4, data))])
 
 
-_SIGMA = ("the standard deviation of lmer's residuals is smaller than σ̂, which also accounts for the random "
-          "effects' uncertainty: report fit.sigma.")
 register(FunctionCheck(
     part="ex2-residual-sd", points=0.5, function="residual_sds", seed=2404, draw=_draw_sleep_subsets,
-    reference=lambda d: np.array([np.sqrt(_ols(d).scale), quiet_lmer(FIT_4, d).sigma]), tolerance=(1e-3, 1e-4),
+    reference=_residual_sds, tolerance=(1e-3, 1e-4),
     mistakes=[
-        (lambda d: np.array([np.std(_ols(d).resid), quiet_lmer(FIT_4, d).sigma]), "np.std of the lm residuals "
-         "divides by n; the residual standard error divides the residual sum of squares by n − 2 (use "
-         "np.sqrt(fit.scale))."),
-        *[(lambda d, k=k: np.array([np.sqrt(_ols(d).scale), np.std(quiet_lmer(FIT_4, d).resid(), ddof=k)]), _SIGMA)
-          for k in (0, 1)]],
+        (lambda d: _residual_sds(d, lm=lambda f: np.std(f.resid)), "np.std of the lm residuals divides by n; the "
+         "residual standard error divides the residual sum of squares by n − 2 (use np.sqrt(fit.scale))."),
+        *[(lambda d, k=k: _residual_sds(d, mixed=lambda f: np.std(f.resid(), ddof=k)), "the SD of lmer's residuals is "
+           "smaller than σ̂, which also counts the random effects' uncertainty: report fit.sigma.") for k in (0, 1)]],
     success="{function} gives the residual standard deviations (ms) of lm and lmer on {n} subsets the check drew."))
 
 

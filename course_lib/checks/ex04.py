@@ -2,15 +2,13 @@
 :mod:`course_lib.checks.models` and compared with the reference model's reading; the HDI, against
 numpyro's ``hpdi``; the LME's effect, against ``course_lib.mixed.lmer`` (tested against lme4)."""
 
-import warnings
-
 import numpy as np
 import statsmodels.formula.api as smf
 
-from course_lib.checks.core import Case, FunctionCheck, reference_cache, register
+from course_lib.checks.core import Case, FunctionCheck, register
+from course_lib.checks.ex02 import quiet_lmer
 from course_lib.checks.models import SCALARS, compare_model, model_output
 from course_lib.lfp import simulate_lfp
-from course_lib.mixed import lmer
 
 
 def _draw_mice(rng: np.random.Generator) -> list[Case]:
@@ -89,10 +87,8 @@ def _draw_lfp(rng: np.random.Generator) -> list[Case]:
     return cases
 
 
-@reference_cache
 def _stim(df, formula: str = "log_power ~ stim + (1 + stim | mouse)") -> np.ndarray:
-    with warnings.catch_warnings(action="ignore"):  # a singular fit is still the reference answer
-        fit = lmer(formula, df)
+    fit = quiet_lmer(formula, df)  # (a singular fit is still the reference answer)
     return np.array([fit.fixef["stim"], fit.fixef_se["stim"]])
 
 

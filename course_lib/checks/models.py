@@ -3,33 +3,25 @@ y_i ~ N(alpha_j[i] + beta_mouse_j[i] stim_i, sigma²), alpha_j ~ N(mu_alpha, sig
 sigma_beta²), run with the scalars at a case's values and every other latent site at its prior's quantiles F⁻¹(u_j),
 so that a centred alpha ~ N(mu_alpha, sigma_alpha) and a non-centred mu_alpha + sigma_alpha z, z ~ N(0, 1), agree."""
 
-import functools
-
 import numpy as np
 
 from course_lib.checks.core import CheckFailure, compare_data
 
 SCALARS, PER_MOUSE = ("mu_alpha", "sigma_alpha", "beta", "sigma_beta", "sigma"), ("alpha", "beta_mouse")
+_ALPHA = "alpha = mu_alpha + sigma_alpha * z, and use alpha[mouse] in the mean"
+_BETA = "beta_mouse = beta + sigma_beta * w (w ~ N(0, 1) in the mice plate); use beta_mouse[mouse] * stim in the mean"
 PSEUDO = ("one effect for every mouse treats the trials as replicates of the effect (pseudo-replication): the unit "
-          "of replication is the mouse. Give each mouse its own effect, beta_mouse = beta + sigma_beta * w with "
-          "w ~ N(0, 1) in the plate of mice, and use beta_mouse[mouse] * stim in the mean.")
-_ALPHA, _BETA = ("alpha = mu_alpha + sigma_alpha * z, and use alpha[mouse] in the mean",
-                 "beta_mouse = beta + sigma_beta * w, and use beta_mouse[mouse] * stim in the mean")
-USE = {"mu_alpha": _ALPHA, "sigma_alpha": "scale the intercepts, " + _ALPHA, "beta": _BETA,
-       "sigma_beta": f"{_BETA}; {PSEUDO}", "sigma": "it is the trial-to-trial spread, dist.Normal(mean, sigma) for y"}
-
-
-@functools.cache
-def _compiled(method: str):
-    """A distribution's ``method`` as one jax program per distribution and shape (not a compile per operation)."""
-    import jax
-
-    return jax.jit(lambda d, x: getattr(d, method)(x))
+          f"of replication is the mouse. Give each mouse its own effect, {_BETA}.")
+USE = {"mu_alpha": _ALPHA, "sigma_alpha": "scale the intercepts, " + _ALPHA, "beta": _BETA, "sigma_beta": PSEUDO,
+       "sigma": "it is the trial-to-trial spread, dist.Normal(mean, sigma) for y"}
 
 
 def _call(d, method: str, x):
+    """``d.method(x)``, jitted: one program per distribution class and shape (jax caches it), not one per operation."""
+    import jax
+
     try:
-        return _compiled(method)(d, x)
+        return jax.jit(getattr(type(d), method))(d, x)
     except TypeError:  # d is not a jax pytree
         return getattr(d, method)(x)
 
