@@ -45,8 +45,7 @@ register(FunctionCheck(
               for s in ("sigma", "sigma_alpha", "sigma_beta")],
     error_hints=[("out of bounds", 'one value per mouse: numpyro.plate("mice", n_mice), its size from n_mice.')],
     success="{function} has the task's sites, every level of its hierarchy reaches the likelihood, and its density is "
-            "the hierarchical model's on {n} drawn data sets.",
-))
+            "the hierarchical model's on {n} drawn data sets."))
 
 
 def _hpdi(draws, prob=0.94):
@@ -73,8 +72,8 @@ register(FunctionCheck(
                "interval holding prob of the draws: slide a window of ceil(prob n) sorted draws, keep the narrowest."),
               *[(lambda d, prob=0.94, p=p: _hpdi(d, p), f"this is the {p:.0%} HDI: use the prob argument (the check "
                                                         "varies it).") for p in (0.94, 0.95, 0.89, 0.9)]],
-    success="{function} agrees with numpyro's hpdi on {n} drawn skewed and symmetric posteriors, at 4 values of prob.",
-))
+    success="{function} agrees with numpyro's hpdi on {n} drawn skewed and symmetric posteriors, at 4 values of "
+            "prob."))
 
 
 def _draw_lfp(rng: np.random.Generator) -> list[Case]:
@@ -101,7 +100,5 @@ register(FunctionCheck(
         (lambda df: (lambda f: np.array([f.params["stim"], f.bse["stim"]]))(smf.ols("log_power ~ stim", df).fit()),
          "this is OLS, which ignores the mice: give each mouse its own intercept and effect, (1 + stim | mouse)."),
         (lambda df: _stim(df) ** [1, 2], "the second number should be the standard error, not its square."),
-        (lambda df: _stim(df, "power ~ stim + (1 + stim | mouse)"), "the outcome is log_power, not power in µV²."),
-    ],
-    success="{function} agrees with lmer on log_power ~ stim + (1 + stim | mouse) on {n} drawn LFP data sets.",
-))
+        (lambda df: _stim(df, "power ~ stim + (1 + stim | mouse)"), "the outcome is log_power, not power in µV².")],
+    success="{function} agrees with lmer on log_power ~ stim + (1 + stim | mouse) on {n} drawn LFP data sets."))

@@ -33,16 +33,14 @@ def _no_pooling_mean(data) -> np.ndarray:
 register(FunctionCheck(
     part="ex6-rate-ratio", points=1, function="stim_rate_ratio", seed=6101, tolerance=(1e-4, 1e-8),
     draw=lambda rng: [_population(int(rng.integers(0, 2**31))) for _ in range(2)], reference=_ratio,
-    mistakes=[
-        (lambda d: np.log(_ratio(d)), "these are log rate ratios (glmer's coefficient on the log scale): "
-                                      "exponentiate the estimate and both ends of the interval."),
-        (lambda d: _ratio(d, "count ~ stim + (1 + stim | neuron)"), "the model has no exposure offset: trials last "
-         "0.5 to 2 s, so add offset(log(duration)) to the formula to model rates, not counts."),
-        (_no_pooling_mean, "this averages per-neuron fits (no pooling): sparse neurons' noisy effects count as much as "
-                           "the others'. Fit the GLMM count ~ stim + (1 + stim | neuron) + offset(log(duration))."),
-    ],
-    success="{function} gives exp(beta_stim) and its 95% Wald interval from the Poisson GLMM on {n} drawn populations.",
-))
+    mistakes=[(lambda d: np.log(_ratio(d)), "these are log rate ratios (glmer's coefficient on the log scale): "
+               "exponentiate the estimate and both ends of the interval."),
+              (lambda d: _ratio(d, "count ~ stim + (1 + stim | neuron)"), "the model has no exposure offset: trials "
+               "last 0.5 to 2 s, so add offset(log(duration)) to the formula to model rates, not counts."),
+              (_no_pooling_mean, "this averages per-neuron fits (no pooling): sparse neurons' noisy effects count as "
+               "much as the others'. Fit the GLMM count ~ stim + (1 + stim | neuron) + offset(log(duration)).")],
+    success="{function} gives exp(beta_stim) and its 95% Wald interval from the Poisson GLMM on {n} drawn "
+            "populations."))
 
 
 def _draw_counts(rng: np.random.Generator) -> list[Case]:
@@ -72,10 +70,8 @@ register(FunctionCheck(
         (lambda y, mu: float(np.mean(2 * special.xlogy(y, y / mu))),
          "you left out −(y − μ): on held-out counts it does not cancel."),
         (lambda y, mu: float(-np.mean(stats.poisson.logpmf(y, mu))),
-         "this is the negative log-likelihood; the deviance compares it with the saturated model's."),
-    ],
-    success="{function} gives the mean Poisson deviance, zero counts included, on {n} inputs the check drew.",
-))
+         "this is the negative log-likelihood; the deviance compares it with the saturated model's.")],
+    success="{function} gives the mean Poisson deviance, zero counts included, on {n} inputs the check drew."))
 
 
 def _dispersion(y, mu, n_params):
@@ -92,7 +88,5 @@ register(FunctionCheck(
         (lambda y, mu, p: float(np.sum((y - mu) ** 2) / (len(y) - p)),
          "a Pearson residual divides by the Poisson SD: (y − μ)² / μ."),
         (lambda y, mu, p: _deviance(y, mu) * len(y) / (len(y) - p),
-         "this is the deviance over df; the part asks for Pearson's χ², Σ (y − μ)² / μ."),
-    ],
-    success="{function} gives Pearson's χ² / (n − n_params) on {n} inputs the check drew.",
-))
+         "this is the deviance over df; the part asks for Pearson's χ², Σ (y − μ)² / μ.")],
+    success="{function} gives Pearson's χ² / (n − n_params) on {n} inputs the check drew."))
