@@ -41,7 +41,7 @@ CORRECT = {
 
 # (part, wrong answer, words the hint must contain)
 MISTAKES = [
-    ("ex1-fit-ols", lambda X, y: fit_ols(X, y)[::-1], "reverse order"),
+    ("ex1-fit-ols", lambda X, y: fit_ols(X, y)[::-1], "wrong order"),  # compare_data's order hint
     ("ex1-fit-ols", lambda X, y: X.T @ y, "normal equations"),
     ("ex1-fit-ols", lambda X, y: fit_ols(X[:, 1:], y), "without the intercept"),
     ("ex1-fit-ols", lambda X, y: np.linalg.lstsq(X, y), "returns a tuple"),

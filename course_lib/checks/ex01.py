@@ -31,12 +31,10 @@ def residuals(data, beta):
 
 def _draw_regressions(rng: np.random.Generator) -> list[Case]:
     """Four regressions: an intercept column and 1 to 3 regressors of drawn scales."""
-    cases = []
-    for n, p in [(12, 2), (40, 2), (25, 3), (60, 4)]:
-        X = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1)) * rng.uniform(1, 5, p - 1)])
-        y = X @ rng.uniform(-10, 10, p) + rng.normal(scale=2.0, size=n)
-        cases.append(Case((X, y), f"X of shape {X.shape} (first column ones)"))
-    return cases
+    designs = (np.column_stack([np.ones(n), rng.normal(size=(n, p - 1)) * rng.uniform(1, 5, p - 1)])
+               for n, p in [(12, 2), (40, 2), (25, 3), (60, 4)])  # a generator: each X is drawn, then its y
+    return [Case((X, X @ rng.uniform(-10, 10, X.shape[1]) + rng.normal(scale=2.0, size=len(X))),
+                 f"X of shape {X.shape} (first column ones)") for X in designs]
 
 
 def _ols_params(X, y):
@@ -49,9 +47,7 @@ def _ols_se(X, y):
 
 register(FunctionCheck(
     part="ex1-fit-ols", points=1, function="fit_ols", seed=101, draw=_draw_regressions, reference=_ols_params,
-    mistakes=[(lambda X, y: _ols_params(X, y)[::-1],
-               "your coefficients are in reverse order: return them in the order of X's columns."),
-              (lambda X, y: X.T @ y, "you returned Xᵀy: solve the normal equations (XᵀX) β = Xᵀy for β."),
+    mistakes=[(lambda X, y: X.T @ y, "you returned Xᵀy: solve the normal equations (XᵀX) β = Xᵀy for β."),
               (lambda X, y: _ols_params(X[:, 1:], y),
                "you fitted without the intercept column: X already holds it as its first column."),
               (lambda X, y: np.linalg.lstsq(X, y, rcond=None), "np.linalg.lstsq returns a tuple (solution, "
@@ -87,14 +83,13 @@ register(FunctionCheck(
                "you left out the intercept: the prediction at Days = 0 is beta[0] ms, not 0.")],
     success="{function} gives intercept + slope × days, in ms, on {n} inputs the check drew."))
 
-_SLOPE = ("a change in reaction time depends on the slope alone: each day adds beta[1] ms, so it takes "
-          "ms / beta[1] days.")
-_UNITS = "check the units: ms divided by (ms per day) gives days."
 register(FunctionCheck(
     part="ex1-days-to-slow", points=0.5, function="days_to_slow_by", seed=404,
     draw=lambda rng: _draw_lines(rng, with_days=False), reference=lambda beta, ms: ms / beta[1],
-    mistakes=[(lambda beta, ms: ms / beta[0], _SLOPE), (lambda beta, ms: (ms - beta[0]) / beta[1], _SLOPE),
-              (lambda beta, ms: beta[1] / ms, _UNITS), (lambda beta, ms: beta[1] * ms, _UNITS)],
+    mistakes=[*[(f, "a change in reaction time depends on the slope alone: each day adds beta[1] ms, so it takes "
+                 "ms / beta[1] days.") for f in (lambda b, ms: ms / b[0], lambda b, ms: (ms - b[0]) / b[1])],
+              *[(f, "check the units: ms divided by (ms per day) gives days.")
+                for f in (lambda b, ms: b[1] / ms, lambda b, ms: b[1] * ms)]],
     success="{function} turns ms into days with the slope, on {n} inputs the check drew."))
 
 
