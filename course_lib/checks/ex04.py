@@ -2,6 +2,8 @@
 :mod:`course_lib.checks.models` and compared with the reference model's reading; the HDI, against
 numpyro's ``hpdi``; the LME's effect, against ``course_lib.mixed.lmer`` (tested against lme4)."""
 
+import functools
+
 import numpy as np
 import statsmodels.formula.api as smf
 
@@ -24,25 +26,23 @@ def _draw_mice(rng: np.random.Generator) -> list[Case]:
     return cases
 
 
-def _hierarchy(squared: str = ""):
-    """The reference model, centred; with ``squared``, that standard deviation squared."""
-    def hierarchy(stim, mouse, n_mice, y=None):
-        from numpyro import distributions as dist, plate, sample  # here: the checks import without jax
+def _hierarchy(stim, mouse, n_mice, y=None, squared: str = ""):
+    """The reference model, centred; with ``squared``, that standard deviation squared (a mistake)."""
+    from numpyro import distributions as dist, plate, sample  # here: the checks import without jax
 
-        priors = (dist.Normal(4.0, 2.0), dist.HalfNormal(1.0), dist.Normal(0.0, 1.0), dist.HalfNormal(0.5))
-        p = {k: sample(k, d) ** (2 if k == squared else 1) for k, d in zip(SCALARS, (*priors, priors[1]))}
-        with plate("mice", n_mice):
-            alpha = sample("alpha", dist.Normal(p["mu_alpha"], p["sigma_alpha"]))
-            beta_mouse = sample("beta_mouse", dist.Normal(p["beta"], p["sigma_beta"]))
-        sample("y", dist.Normal(alpha[mouse] + beta_mouse[mouse] * stim, p["sigma"]), obs=y)
-    return hierarchy
+    priors = (dist.Normal(4.0, 2.0), dist.HalfNormal(1.0), dist.Normal(0.0, 1.0), dist.HalfNormal(0.5))
+    p = {k: sample(k, d) ** (2 if k == squared else 1) for k, d in zip(SCALARS, (*priors, priors[1]))}
+    with plate("mice", n_mice):
+        alpha = sample("alpha", dist.Normal(p["mu_alpha"], p["sigma_alpha"]))
+        beta_mouse = sample("beta_mouse", dist.Normal(p["beta"], p["sigma_beta"]))
+    sample("y", dist.Normal(alpha[mouse] + beta_mouse[mouse] * stim, p["sigma"]), obs=y)
 
 
 register(FunctionCheck(
-    part="ex4-model", points=2, function="model", seed=4401, draw=_draw_mice, reference=_hierarchy(),
+    part="ex4-model", points=2, function="model", seed=4401, draw=_draw_mice, reference=_hierarchy,
     output=model_output, compare=compare_model,
-    mistakes=[(_hierarchy(s), f"{s} is a standard deviation: use it as the scale, not {s}**2.")
-              for s in ("sigma", "sigma_alpha", "sigma_beta")],
+    mistakes=[(functools.partial(_hierarchy, squared=s), f"{s} is a standard deviation: use it as the scale, not "
+               f"{s}**2.") for s in ("sigma", "sigma_alpha", "sigma_beta")],
     error_hints=[("out of bounds", 'one value per mouse: numpyro.plate("mice", n_mice), its size from n_mice.')],
     success="{function} has the task's sites, every level of its hierarchy reaches the likelihood, and its density is "
             "the hierarchical model's on {n} drawn data sets."))
