@@ -36,8 +36,7 @@ def _draw_sleep_subsets(rng: np.random.Generator) -> list[Case]:
 
 
 def _sds(formula, data, reml=True):
-    vc = quiet_lmer(formula, data, reml).VarCorr
-    return vc.loc[vc["var2"].isna(), "sdcor"].to_numpy()
+    return quiet_lmer(formula, data, reml).VarCorr.loc[lambda vc: vc["var2"].isna(), "sdcor"].to_numpy()
 
 
 _FIT_2 = "these come from the random-intercept model (fit_2); fit_4 has a random intercept and a random slope."

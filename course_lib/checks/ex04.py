@@ -94,9 +94,8 @@ def _stim(df, formula: str = "log_power ~ stim + (1 + stim | mouse)") -> np.ndar
 register(FunctionCheck(
     part="ex4-lme", points=1, function="lme_effect", seed=4403, draw=_draw_lfp, reference=_stim, tolerance=(2e-3, 1e-6),
     mistakes=[
-        (lambda df: _stim(df, "log_power ~ stim + (1 | mouse)"),
-         "this is log_power ~ stim + (1 | mouse): one effect for all mice, so the trials count as replicates of the "
-         "effect (pseudo-replication) and the SE is too small. Give each mouse its own effect: (1 + stim | mouse)."),
+        (lambda df: _stim(df, "log_power ~ stim + (1 | mouse)"), "(1 | mouse) gives all mice one effect: the trials "
+         "count as its replicates (pseudo-replication): the SE is too small. Use (1 + stim | mouse), one per mouse."),
         (lambda df: (lambda f: np.array([f.params["stim"], f.bse["stim"]]))(smf.ols("log_power ~ stim", df).fit()),
          "this is OLS, which ignores the mice: give each mouse its own intercept and effect, (1 + stim | mouse)."),
         (lambda df: _stim(df) ** [1, 2], "the second number should be the standard error, not its square."),

@@ -5,7 +5,7 @@ so that a centred alpha ~ N(mu_alpha, sigma_alpha) and a non-centred mu_alpha + 
 
 import numpy as np
 
-from course_lib.checks.core import CheckFailure, compare_data
+from course_lib.checks.core import CheckFailure, compare_data, first_failure
 
 SCALARS, PER_MOUSE = ("mu_alpha", "sigma_alpha", "beta", "sigma_beta", "sigma"), ("alpha", "beta_mouse")
 _ALPHA = "alpha = mu_alpha + sigma_alpha * z, and use alpha[mouse] in the mean"
@@ -79,9 +79,7 @@ def compare_model(got, expected, what: str, args) -> None:
                     else 'one value per mouse: numpyro.plate("mice", n_mice).')
             raise CheckFailure(f"sites: {what} should have a site {name!r} of shape {tuple(shape)}, got "
                                f"{'none' if came is None else tuple(came)}", hint)
-    for name in SCALARS:
-        if got["levels"][name] is not True:
-            raise CheckFailure(f"levels: moving {name} should change the density of y under {what}, but does not",
-                               f"{name} never reaches the likelihood: {USE[name]}.")
+    first_failure((got["levels"][name] is not True, f"levels: moving {name} should change the density of y under "
+                   f"{what}, but does not", f"{name} never reaches the likelihood: {USE[name]}.") for name in SCALARS)
     compare_data(got["values"], expected["values"], what, rtol=1e-4, atol=1e-5)
     compare_data(got["loglik"], expected["loglik"], f"the log density of y under {what}", rtol=1e-4, atol=1e-4)
