@@ -13,17 +13,14 @@ from course_lib.checks.models import SCALARS, compare_model, model_output
 from course_lib.lfp import simulate_lfp
 
 
-def _draw_mice(rng: np.random.Generator) -> list[Case]:
-    """Two data sets of 4 to 6 mice (a plate hard-coded to the notebook's 8 fails), 120 trials each (one shape of y:
-    jax compiles its operations once), the scalars' values, and the u where the per-mouse values are set."""
-    cases = []
-    for n in rng.choice([4, 5, 6], size=2, replace=False).tolist():
-        mouse, stim = np.divmod(np.arange(120) // (60 // n), 2)  # each mouse: 60 / n trials off, then 60 / n on
-        values = dict(zip(SCALARS, rng.uniform([3.5, 0.3, -0.4, 0.1, 0.2], [4.5, 0.8, 0.4, 0.3, 0.4]).tolist()))
-        y = values["mu_alpha"] + values["beta"] * stim + rng.normal(0.0, 0.6, 120)
-        values["u"] = rng.uniform(0.05, 0.95, n)
-        cases.append(Case((stim.astype(float), mouse, n, y, values), f"{n} mice × {120 // n} trials"))
-    return cases
+def _mice(rng: np.random.Generator, n: int) -> Case:
+    """``n`` mice (4 to 6: a plate hard-coded to the notebook's 8 fails) × 120 trials (one shape of y: jax compiles its
+    operations once), the scalars' values, and the u where the per-mouse values are set."""
+    mouse, stim = np.divmod(np.arange(120) // (60 // n), 2)  # each mouse: 60 / n trials off, then 60 / n on
+    values = dict(zip(SCALARS, rng.uniform([3.5, 0.3, -0.4, 0.1, 0.2], [4.5, 0.8, 0.4, 0.3, 0.4]).tolist()))
+    y = values["mu_alpha"] + values["beta"] * stim + rng.normal(0.0, 0.6, 120)
+    values["u"] = rng.uniform(0.05, 0.95, n)
+    return Case((stim.astype(float), mouse, n, y, values), f"{n} mice × {120 // n} trials")
 
 
 def _hierarchy(stim, mouse, n_mice, y=None, squared: str = ""):
@@ -39,7 +36,8 @@ def _hierarchy(stim, mouse, n_mice, y=None, squared: str = ""):
 
 
 register(FunctionCheck(
-    part="ex4-model", points=2, function="model", seed=4401, draw=_draw_mice, reference=_hierarchy,
+    part="ex4-model", points=2, function="model", seed=4401, reference=_hierarchy,
+    draw=lambda rng: [_mice(rng, n) for n in rng.choice([4, 5, 6], size=2, replace=False).tolist()],
     output=model_output, compare=compare_model,
     mistakes=[(functools.partial(_hierarchy, squared=s), f"{s} is a standard deviation: use it as the scale, not "
                f"{s}**2.") for s in ("sigma", "sigma_alpha", "sigma_beta")],
@@ -72,18 +70,15 @@ register(FunctionCheck(
                "interval holding prob of the draws: slide a window of ceil(prob n) sorted draws, keep the narrowest."),
               *[(lambda d, prob=0.94, p=p: _hpdi(d, p), f"this is the {p:.0%} HDI: use the prob argument (the check "
                                                         "varies it).") for p in (0.94, 0.95, 0.89, 0.9)]],
-    success="{function} agrees with numpyro's hpdi on {n} drawn skewed and symmetric posteriors, at 4 values of "
-            "prob."))
+    success="{function} agrees with numpyro's hpdi on {n} drawn skewed and symmetric posteriors, at 4 values of prob."))
 
 
-def _draw_lfp(rng: np.random.Generator) -> list[Case]:
-    cases = []
-    for n_mice, n_trials in ((6, 10), (8, 15), (10, 8)):
-        trials, _ = simulate_lfp(n_mice=n_mice, n_trials=n_trials, seed=(seed := int(rng.integers(0, 10_000))),
-                                 n_samples=5, baseline_sd=rng.uniform(0.3, 0.6), response_sd=rng.uniform(0.15, 0.25))
-        cases.append(Case((trials.sample(frac=1.0, random_state=rng).reset_index(drop=True),),
-                          f"{n_mice} mice × {2 * n_trials} trials (simulate_lfp seed {seed}, rows shuffled)"))
-    return cases
+def _lfp(rng: np.random.Generator, n_mice: int, n_trials: int) -> Case:
+    """simulate_lfp's trials of ``n_mice`` × 2 ``n_trials`` at a drawn seed and noise, rows shuffled."""
+    trials, _ = simulate_lfp(n_mice=n_mice, n_trials=n_trials, seed=(seed := int(rng.integers(0, 10_000))),
+                             n_samples=5, baseline_sd=rng.uniform(0.3, 0.6), response_sd=rng.uniform(0.15, 0.25))
+    return Case((trials.sample(frac=1.0, random_state=rng).reset_index(drop=True),),
+                f"{n_mice} mice × {2 * n_trials} trials (simulate_lfp seed {seed}, rows shuffled)")
 
 
 def _stim(df, formula: str = "log_power ~ stim + (1 + stim | mouse)") -> np.ndarray:
@@ -92,7 +87,8 @@ def _stim(df, formula: str = "log_power ~ stim + (1 + stim | mouse)") -> np.ndar
 
 
 register(FunctionCheck(
-    part="ex4-lme", points=1, function="lme_effect", seed=4403, draw=_draw_lfp, reference=_stim, tolerance=(2e-3, 1e-6),
+    part="ex4-lme", points=1, function="lme_effect", seed=4403, reference=_stim, tolerance=(2e-3, 1e-6),
+    draw=lambda rng: [_lfp(rng, n_mice, n_trials) for n_mice, n_trials in ((6, 10), (8, 15), (10, 8))],
     mistakes=[
         (lambda df: _stim(df, "log_power ~ stim + (1 | mouse)"), "(1 | mouse) gives all mice one effect: the trials "
          "count as its replicates (pseudo-replication): the SE is too small. Use (1 + stim | mouse), one per mouse."),
