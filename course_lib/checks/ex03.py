@@ -31,16 +31,13 @@ register(FunctionCheck(
     success="{function} gives w = tau2 / (tau2 + sigma2 / n) on {n} inputs the check drew."))
 
 
-def _draw_random_intercepts(rng: np.random.Generator) -> list[Case]:
-    """6, 10 and 15 subjects with their first 2 to 10 days (rows shuffled), fit_2 converging; its estimates."""
-    cases = []
-    for k in (6, 10, 15):
-        sub = sleep_subset(rng, k, days=(2, 11), until=lambda s: converged(quiet_lmer(FIT_2, s)))
-        fit = quiet_lmer(FIT_2, sub)
-        beta, tau2, sigma2 = fit.fixef.to_numpy(), float(fit.VarCorr["vcov"].iloc[0]), float(fit.sigma ** 2)
-        cases.append(Case((sub, beta, tau2, sigma2), f"{k} subjects with 2 to 10 days each ({len(sub)} rows, "
-                          f"shuffled), beta = {fmt(beta)}, tau2 = {tau2:.4g}, sigma2 = {sigma2:.4g}"))
-    return cases
+def _random_intercepts(rng: np.random.Generator, k: int) -> Case:
+    """``k`` subjects with their first 2 to 10 days (rows shuffled), fit_2 converging; its estimates."""
+    sub = sleep_subset(rng, k, days=(2, 11), until=lambda s: converged(quiet_lmer(FIT_2, s)))
+    fit = quiet_lmer(FIT_2, sub)
+    beta, tau2, sigma2 = fit.fixef.to_numpy(), float(fit.VarCorr["vcov"].iloc[0]), float(fit.sigma ** 2)
+    return Case((sub, beta, tau2, sigma2), f"{k} subjects with 2 to 10 days each ({len(sub)} rows, shuffled), "
+                f"beta = {fmt(beta)}, tau2 = {tau2:.4g}, sigma2 = {sigma2:.4g}")
 
 
 def _ranef(data, beta, tau2, sigma2) -> pd.Series:
@@ -58,7 +55,7 @@ _N_J = ("the weight of a subject's own mean is w_j = tau2 / (tau2 + sigma2 / n_j
         "number of rows.")
 register(FunctionCheck(
     part="ex3-ranef-by-hand", points=1, function="ranef_by_hand", seed=3202,
-    draw=_draw_random_intercepts, reference=_ranef, tolerance=(1e-6, 1e-6),
+    draw=lambda rng: [_random_intercepts(rng, k) for k in (6, 10, 15)], reference=_ranef, tolerance=(1e-6, 1e-6),
     mistakes=[(lambda d, b, t, s: _shrunk(d, b, lambda n: 1.0), "these are the raw mean residuals, the no-pooling "
                "estimates: multiply each by its shrinkage factor w_j."),
               (lambda d, b, t, s: _shrunk(d, b, lambda n: 1 - _w(n.to_numpy(), t, s)), _N_J),
@@ -70,17 +67,14 @@ register(FunctionCheck(
     success="{function} equals lmer's random intercepts on {n} unbalanced subsets the check drew."))
 
 
-def _draw_splits(rng: np.random.Generator) -> list[Case]:
-    """10 and 18 subjects split into their first 4 or 6 days (fit_4 converging) and the rest, for each method."""
-    cases = []
-    for k, n in ((10, 4), (18, 6)):
-        sub = sleep_subset(rng, k, shuffle=False, until=lambda s, n=n: converged(
-            quiet_lmer(FIT_4, pooling.held_out_split(s, n_train=n)[0])))
-        train, test = (x.sample(frac=1.0, random_state=rng).reset_index(drop=True)
-                       for x in pooling.held_out_split(sub, n_train=n))
-        cases += [Case((train, test, m), f"method '{m}', {k} subjects, days 0-{n - 1} to fit ({len(train)} rows), "
-                       f"{len(test)} test rows (shuffled)") for m in pooling.METHODS]
-    return cases
+def _splits(rng: np.random.Generator, k: int, n: int) -> list[Case]:
+    """``k`` subjects split into their first ``n`` days (fit_4 converging) and the rest, once for each method."""
+    sub = sleep_subset(rng, k, shuffle=False,
+                       until=lambda s: converged(quiet_lmer(FIT_4, pooling.held_out_split(s, n_train=n)[0])))
+    train, test = (x.sample(frac=1.0, random_state=rng).reset_index(drop=True)
+                   for x in pooling.held_out_split(sub, n_train=n))
+    return [Case((train, test, m), f"method '{m}', {k} subjects, days 0-{n - 1} to fit ({len(train)} rows), "
+                 f"{len(test)} test rows (shuffled)") for m in pooling.METHODS]
 
 
 _pooled = reference_cache(pooling.predict_held_out)
@@ -91,8 +85,8 @@ def _predict(train, test, method):
 
 
 register(FunctionCheck(
-    part="ex3-predict-held-out", points=1.5, function="predict_held_out", seed=3303,
-    draw=_draw_splits, reference=_predict, tolerance=(1e-5, 1e-4),
+    part="ex3-predict-held-out", points=1.5, function="predict_held_out", seed=3303, tolerance=(1e-5, 1e-4),
+    draw=lambda rng: [case for k, n in ((10, 4), (18, 6)) for case in _splits(rng, k, n)], reference=_predict,
     mistakes=[  # (on a case a mistake does not concern, it returns the reference's output: it never matches there)
         (lambda tr, te, m: quiet_lmer(FIT_4, tr).predict(te, re_form="NA").to_numpy() if m == "partial"
          else _predict(tr, te, m), "you predicted with the fixed effects only (re_form=NA); partial pooling uses "
