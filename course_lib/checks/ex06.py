@@ -43,16 +43,12 @@ register(FunctionCheck(
             "populations."))
 
 
-def _draw_counts(rng: np.random.Generator) -> list[Case]:
-    """Low rates, so that every case has zero counts; and n_params."""
-    cases = []
-    for n in (12, 60, 250):
-        mu = rng.gamma(2.0, rng.uniform(0.5, 3.0), size=n) + 0.05
-        y = rng.poisson(mu * rng.gamma(3.0, 1 / 3.0, size=n)).astype(float)
-        y[rng.integers(n)] = 0.0
-        cases.append(Case((y, mu, int(rng.integers(2, 9))), f"{n} counts ({int((y == 0).sum())} zeros), "
-                                                            f"mean {y.mean():.3g}"))
-    return cases
+def _counts(rng: np.random.Generator, n: int) -> Case:
+    """``n`` counts at low rates, so that every case has zero counts; their means; and n_params."""
+    mu = rng.gamma(2.0, rng.uniform(0.5, 3.0), size=n) + 0.05
+    y = rng.poisson(mu * rng.gamma(3.0, 1 / 3.0, size=n)).astype(float)
+    y[rng.integers(n)] = 0.0
+    return Case((y, mu, int(rng.integers(2, 9))), f"{n} counts ({int((y == 0).sum())} zeros), mean {y.mean():.3g}")
 
 
 def _deviance(y, mu):
@@ -61,7 +57,7 @@ def _deviance(y, mu):
 
 register(FunctionCheck(
     part="ex6-deviance", points=0.5, function="mean_poisson_deviance", seed=6202, tolerance=(1e-5, 1e-8),
-    draw=lambda rng: [Case(c.args[:2], c.label) for c in _draw_counts(rng)], reference=_deviance,
+    draw=lambda rng: [Case(c.args[:2], c.label) for c in (_counts(rng, n) for n in (12, 60, 250))], reference=_deviance,
     mistakes=[
         (np.errstate(divide="ignore", invalid="ignore")(lambda y, mu: np.mean(2 * (y * np.log(y / mu) - (y - mu)))),
          "y log(y/μ) is 0 where y = 0 (its limit): use scipy.special.xlogy(y, y / mu)."),
@@ -80,7 +76,7 @@ def _dispersion(y, mu, n_params):
 
 register(FunctionCheck(
     part="ex6-dispersion", points=0.5, function="pearson_dispersion", seed=6303, tolerance=(1e-5, 1e-8),
-    draw=_draw_counts, reference=_dispersion,
+    draw=lambda rng: [_counts(rng, n) for n in (12, 60, 250)], reference=_dispersion,
     mistakes=[
         (lambda y, mu, p: _dispersion(y, mu, 0), "divide by the residual degrees of freedom, n − n_params, not by n."),
         (lambda y, mu, p: _dispersion(y, mu, p) * (len(y) - p),
