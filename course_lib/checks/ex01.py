@@ -1,7 +1,6 @@
 """Checks of exercise 1 (regression, y = Xβ + ε): least squares by hand, β̂ = (XᵀX)⁻¹Xᵀy, its standard
 errors σ̂ √diag((XᵀX)⁻¹), reading the coefficients in the data's units, and residuals grouped by subject.
-References: statsmodels and pandas on inputs drawn here; no expected number is typed in.
-"""
+References: statsmodels and pandas on inputs drawn here; no expected number is typed in."""
 
 import numpy as np
 import statsmodels.api as sm

@@ -1,7 +1,6 @@
 """Checks of exercise 2 (random effects, Reaction_ij = β0 + b0_j + (β1 + b1_j) Days_ij + ε_ij): fit_4's
 standard deviations, one read in the data's units, fixed or random for a design, the residual sizes of lm and
-lmer, a likelihood-ratio test. References: ``course_lib.mixed`` (tested against lme4), statsmodels, scipy.
-"""
+lmer, a likelihood-ratio test. References: ``course_lib.mixed`` (tested against lme4), statsmodels, scipy."""
 
 import warnings
 
@@ -123,8 +122,7 @@ register(FunctionCheck(
 
 
 def _lrt(data, reml=False, df=None, sign=1.0, mix=(0.0, 1.0)):
-    """[chisq, df, p] of anova(fit_2, fit_4) by ML (lme4's) or REML (valid), or at ``df``, of ``sign`` × chisq;
-    p = mix · (P(chi2(1) > chisq), P(chi2(df) > chisq)), anova's by default."""
+    """[chisq, df, p] of anova(fit_2, fit_4) by ML or REML, or at another df, sign or mix of chi2(1), chi2(df) tails."""
     row = anova(quiet_lmer(FIT_2, data, reml), quiet_lmer(FIT_4, data, reml), refit=False).iloc[1]
     chisq, df = sign * row["Chisq"], row["Df"] if df is None else df
     return np.array([chisq, df, np.dot(mix, scipy.stats.chi2.sf(chisq, [1, df]))])

@@ -1,13 +1,12 @@
 """Checks of exercise 3 (partial pooling): the shrinkage factor w = tau2 / (tau2 + sigma2 / n), random intercepts
 by hand as w_j × subject j's mean residual, and held-out prediction with complete, no and partial pooling.
-References: ``course_lib.mixed.lmer`` (tested against lme4) and ``course_lib.pooling``, on inputs drawn here.
-"""
+References: ``course_lib.mixed.lmer`` (tested against lme4) and ``course_lib.pooling``, on inputs drawn here."""
 
 import numpy as np
 import pandas as pd
 
 from course_lib import pooling
-from course_lib.checks.core import Case, FunctionCheck, fmt, reference_cache, register
+from course_lib.checks.core import Case, FunctionCheck, fmt, memo_call, register
 from course_lib.checks.ex01 import residuals, sleep_subset
 from course_lib.checks.ex02 import FIT_2, FIT_4, converged, quiet_lmer
 
@@ -77,11 +76,8 @@ def _splits(rng: np.random.Generator, k: int, n: int) -> list[Case]:
                  f"{len(test)} test rows (shuffled)") for m in pooling.METHODS]
 
 
-_pooled = reference_cache(pooling.predict_held_out)
-
-
 def _predict(train, test, method):
-    return _pooled(train, test)[method].to_numpy()
+    return memo_call(pooling.predict_held_out, train, test)[method].to_numpy()  # the three methods fitted once
 
 
 register(FunctionCheck(

@@ -27,8 +27,7 @@ def _call(d, method: str, x):
 
 
 def _run(model, args, fixed: dict):
-    """``model``'s trace on a case ``(stim, mouse, n_mice, y, values)``, the sites of ``fixed`` at those values and the
-    other latent ones at their prior's (or its base's) quantiles at values["u"]; and the log density of y (or None)."""
+    """``model``'s trace, ``fixed`` sites at their values, other latents at prior quantiles at u; log p(y) (or None)."""
     from numpyro import distributions as dist, handlers
 
     def at_quantile(site):
