@@ -47,8 +47,7 @@ def _ols_se(X, y):
 register(FunctionCheck(
     part="ex1-fit-ols", points=1, function="fit_ols", seed=101, draw=_draw_regressions, reference=_ols_params,
     mistakes=[(lambda X, y: X.T @ y, "you returned Xᵀy: solve the normal equations (XᵀX) β = Xᵀy for β."),
-              (lambda X, y: _ols_params(X[:, 1:], y),
-               "you fitted without the intercept column: X already holds it as its first column."),
+              (lambda X, y: _ols_params(X[:, 1:], y), "you fitted without the intercept: X's first column holds it."),
               (lambda X, y: np.linalg.lstsq(X, y, rcond=None), "np.linalg.lstsq returns a tuple (solution, "
                "residuals, rank, singular values): return its first element, the coefficients.")],
     success="{function} agrees with statsmodels' OLS on {n} data sets the check drew."))

@@ -87,8 +87,7 @@ def _rule(d: dict) -> str:
 
 
 _TEXT = "return exactly 'fixed' or 'random' (lower case, no extra words)."
-_RANDOM = ("the levels are a sample of a larger population and the question is elsewhere: model their spread with "
-           "a random effect.")
+_RANDOM = "the levels are a sample of a larger population, not the question: model their spread with a random effect."
 register(FunctionCheck(
     part="ex2-fixed-or-random", points=1, function="fixed_or_random", seed=2303, draw=_draw_designs, reference=_rule,
     mistakes=[  # the rule with one of its conditions changed

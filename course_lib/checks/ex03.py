@@ -50,8 +50,7 @@ def _shrunk(data, beta, weight):
     return groups.mean() * weight(groups.size())
 
 
-_N_J = ("the weight of a subject's own mean is w_j = tau2 / (tau2 + sigma2 / n_j), with n_j that subject's "
-        "number of rows.")
+_N_J = "a subject's own mean weighs w_j = tau2 / (tau2 + sigma2 / n_j), with n_j that subject's number of rows."
 register(FunctionCheck(
     part="ex3-ranef-by-hand", points=1, function="ranef_by_hand", seed=3202,
     draw=lambda rng: [_random_intercepts(rng, k) for k in (6, 10, 15)], reference=_ranef, tolerance=(1e-6, 1e-6),
@@ -59,8 +58,7 @@ register(FunctionCheck(
                "estimates: multiply each by its shrinkage factor w_j."),
               (lambda d, b, t, s: _shrunk(d, b, lambda n: 1 - _w(n.to_numpy(), t, s)), _N_J),
               (lambda d, b, t, s: _shrunk(d, b, lambda n: t / (t + s)), _N_J),
-              (lambda d, b, t, s: residuals(d, b),
-               "return one value per subject (a Series indexed by Subject), not one per row."),
+              (lambda d, b, t, s: residuals(d, b), "one per subject (a Series indexed by Subject), not one per row."),
               (lambda d, b, t, s: -_ranef(d, b, t, s),
                "a residual is Reaction − (beta[0] + beta[1] × Days); yours has the opposite sign.")],
     success="{function} equals lmer's random intercepts on {n} unbalanced subsets the check drew."))
