@@ -90,8 +90,8 @@ register(FunctionCheck(
     part="ex4-lme", points=1, function="lme_effect", seed=4403, reference=_stim, tolerance=(2e-3, 1e-6),
     draw=lambda rng: [_lfp(rng, n_mice, n_trials) for n_mice, n_trials in ((6, 10), (8, 15), (10, 8))],
     mistakes=[
-        (lambda df: _stim(df, "log_power ~ stim + (1 | mouse)"), "(1 | mouse) gives all mice one effect: the trials "
-         "count as its replicates (pseudo-replication): the SE is too small. Use (1 + stim | mouse), one per mouse."),
+        (lambda df: _stim(df, "log_power ~ stim + (1 | mouse)"), "(1 | mouse) gives all mice one effect, so the trials "
+         "act as its replicates (pseudo-replication) and the SE is too small. Each mouse its own: (1 + stim | mouse)."),
         (lambda df: (lambda f: np.array([f.params["stim"], f.bse["stim"]]))(smf.ols("log_power ~ stim", df).fit()),
          "this is OLS, which ignores the mice: give each mouse its own intercept and effect, (1 + stim | mouse)."),
         (lambda df: _stim(df) ** [1, 2], "the second number should be the standard error, not its square."),
