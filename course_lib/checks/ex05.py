@@ -5,8 +5,6 @@ common mistakes get their own hints, as declared mistakes or from the shipped re
 
 from __future__ import annotations
 
-import functools
-import itertools
 import warnings
 
 import numpy as np
@@ -90,67 +88,35 @@ register(FunctionCheck(
     success="{function} gives the maximum-likelihood w on {n} data sets the check drew."))
 
 
-def _mistakes(plot, *levels):
-    """(wrong plot, hint): each fault (options of ``plot``) of each level, alone and with faults of the later levels."""
-    return [(functools.partial(plot, **fault, **{k: v for more, _ in later for k, v in more.items()}), hint)
-            for i, level in enumerate(levels) for fault, hint in level
-            for later in itertools.product(*[[({}, "")] + more for more in levels[i + 1:]])]
-
-
-def _images(ws, titles, shape, axes=None, drop=0, titled=True, cmap="RdBu_r", scale="one", layout="C", labelled=True):
-    """Each w as a frame-shaped image on ±max |w|, or a mistake's way (scale "auto"; layout "F", "T", "shape")."""
-    m = max(np.abs(w).max() for w in ws) if scale == "one" else None
-    for ax, w, title in zip(axes or Figure().subplots(1, len(ws) - drop, squeeze=False)[0], ws, titles):
-        img = np.reshape(w, shape[::-1] if layout == "shape" else shape, order="F" if layout == "F" else "C")
-        ax.imshow(img.T if layout == "T" else img, cmap=cmap, vmin=None if m is None else -m, vmax=m)
-        ax.set(title=title if titled else "", **({"xlabel": "column", "ylabel": "row"} if labelled else {}))
+def _images(ws, titles, shape, axes=None):
+    """Each w as a frame-shaped image on one diverging scale, ±max |w|, titled and labelled."""
+    m = max(np.abs(w).max() for w in ws)
+    for ax, w, title in zip(axes or Figure().subplots(1, len(ws), squeeze=False)[0], ws, titles):
+        ax.imshow(np.reshape(w, shape), cmap="RdBu_r", vmin=-m, vmax=m)
+        ax.set(title=title, xlabel="column", ylabel="row")
     return ax.figure
 
 
-_LAYOUT = [({"layout": "T"}, "the image is transposed: reshape with w.reshape(rows, columns) and don't transpose it."),
-           ({"layout": "F"}, "reshape in C (row-major) order, w.reshape(rows, columns), as the frames were flattened."),
-           ({"layout": "shape"}, "reshape the flat vector to the frame's shape, frame_shape = (rows, columns).")]
-_SCALE = ("pass vmin=-m, vmax=m with m the largest |w|{}, and a diverging colormap (cmap='RdBu_r'), so that zero "
-          "weight has one colour{}")
-_SCALES = ({"cmap": "viridis"}, {"scale": "auto"}, {"cmap": "viridis", "scale": "auto"})  # auto: a scale per panel too
-_LABELS = [({"labelled": False}, "every figure needs a title and axis labels with units.")]
-_NO_FIGURE = (lambda *args: None, "create it with fig, axes = plt.subplots(...) and return the Figure.")
-
-
-def _panel_faults(per, *middle):
-    """Faults of a figure with a panel per ``per``: a wrong layout or a missing panel, ``middle``, no titles."""
-    return [_LAYOUT + [({"drop": 1}, f"make one Axes per {per}, plt.subplots(1, n), and imshow each, in order.")],
-            *middle, [({"titled": False}, f"title each panel with its {per}, e.g. f'{per} {{{per}:g}}'.")]]
-
-
-def _plot_response(ax, c, r, dt, x="time", legend=True, labelled=True):
-    lines = ax.plot(np.arange(len(c)) * (dt if x == "time" else 1.0), np.c_[c, r])
-    if legend:
-        ax.legend(lines, ["observed count c", "expected count r"])
-    ax.set(title="response", **({"xlabel": "time (s)", "ylabel": "spikes per bin"} if labelled else {}))
+def _plot_response(ax, c, r, dt):
+    ax.plot(np.arange(len(c)) * dt, np.c_[c, r], label=["observed count c", "expected count r"])
+    ax.legend()
+    ax.set(title="response", xlabel="time (s)", ylabel="spikes per bin")
 
 
 register(FunctionCheck(
     part="ex5-response-plot", points=0.5, function="plot_response", seed=504, reference=_plot_response,
     draw=lambda rng: [Case(lnp.sample_lnp(lnp.gaussian_rf(3, 1.0), 60, 0.1, 20.0, 1.0, _seed(rng))[:2] + (0.1,),
                            "60 bins of 0.1 s")],
-    output=figures.response_plot, mistakes=_mistakes(
-        _plot_response, [({"x": "bins"}, "the x values should be time in seconds: the bin index times dt.")], _LABELS,
-        [({"legend": False}, "label each line (label=...) and call ax.legend().")]),
+    output=figures.response_plot, compare=figures.compare,
     success="{function} draws c and r against time in seconds, with a title, axis labels and a legend."))
 
 
-def _plot_rf(ax, w, shape, **style):
-    _images([w], ["w"], shape, axes=[ax], **style)
-
-
 register(FunctionCheck(
-    part="ex5-rf-plot", points=0.5, function="plot_rf", seed=505, reference=_plot_rf,
+    part="ex5-rf-plot", points=0.5, function="plot_rf", seed=505,
+    reference=lambda ax, w, shape: _images([w], ["w"], shape, axes=[ax]),
     draw=lambda rng: [Case((rng.normal(size=35), (5, 7)), "a random w of 35 pixels, shape (5, 7)"),
                       Case((lnp.gaussian_rf(4, 1.0, center=tuple(rng.uniform(0, 3, 2))), (4, 4)), "a 4 × 4 blob")],
-    output=figures.rf_plot, mistakes=_mistakes(_plot_rf, _LAYOUT, [(s, _SCALE.format(" (np.abs(w).max())", "."))
-                                                                   for s in _SCALES], _LABELS)
-    + [(lambda ax, w, shape: _images([w], ["w"], shape), "draw it on the Axes given, with ax.imshow(...).")],
+    output=figures.rf_plot, compare=figures.compare,
     success="{function} shows w as an image on a diverging scale centred on zero, labelled, for {n} inputs."))
 
 
@@ -201,15 +167,12 @@ register(FunctionCheck(
     success="{function} fits each lag (counts[t] with frames[t − L], rate estimated) on {n} recordings."))
 
 
-def _plot_lagged(W, shape, lags, **style):
-    return _images(list(W.T), [f"lag {lag}" for lag in lags], shape, **style)
-
-
 register(FunctionCheck(
-    part="ex5-lagged-plots", points=0.5, function="plot_lagged_filters", seed=513, reference=_plot_lagged,
+    part="ex5-lagged-plots", points=0.5, function="plot_lagged_filters", seed=513,
+    reference=lambda W, shape, lags: _images(list(W.T), [f"lag {lag}" for lag in lags], shape),
     draw=lambda rng: [Case((rng.normal(size=(12, 3)), (4, 3), [0, 1, 2]), "W of shape (12, 3), frames 4 × 3"),
                       Case((rng.normal(size=(20, 4)), (5, 4), [0, 2, 3, 5]), "W of shape (20, 4), lags [0, 2, 3, 5]")],
-    output=figures.lagged_plots, mistakes=_mistakes(_plot_lagged, *_panel_faults("lag")) + [_NO_FIGURE],
+    output=figures.lagged_plots, compare=figures.compare,
     success="{function} shows each lag's filter as a frame-shaped image titled with its lag, for {n} inputs."))
 
 
@@ -241,19 +204,18 @@ register(FunctionCheck(
     success="{function} gives the first singular vectors of the centred W, sign fixed, on {n} matrices."))
 
 
-def _plot_space_time(u, v, shape, lag_times, x="lag times", labelled=True, **style):
+def _plot_space_time(u, v, shape, lag_times):
     axes = Figure().subplots(1, 2)
-    axes[1].plot(lag_times if x == "lag times" else np.arange(len(v)), v)
-    axes[1].set(title="time course v1", **({"xlabel": "lag (s)", "ylabel": "weight"} if labelled else {}))
-    return _images([u], ["spatial map u1"], shape, axes=axes[:1], **style)
+    axes[1].plot(lag_times, v)
+    axes[1].set(title="time course v1", xlabel="lag (s)", ylabel="weight")
+    return _images([u], ["spatial map u1"], shape, axes=axes[:1])
 
 
 register(FunctionCheck(
     part="ex5-space-time-plots", points=0.5, function="plot_space_time", seed=522, reference=_plot_space_time,
     draw=lambda rng: [Case((rng.normal(size=20), rng.normal(size=5), (5, 4), 0.05 * np.arange(5)),
                            "u of 20 pixels (5 × 4), v over 5 lags")],
-    output=figures.space_time_plots, mistakes=[_NO_FIGURE] + _mistakes(
-        _plot_space_time, _LAYOUT, [({"x": "index"}, "ax.plot(lag_times, v1) on a second Axes.")], _LABELS),
+    output=figures.space_time_plots, compare=figures.compare,
     success="{function} shows the spatial map as an image and the time course against the lag times, labelled."))
 
 
@@ -280,15 +242,10 @@ register(FunctionCheck(
     success="{function} minimises −log L + α‖w‖² (a ridge-penalised Poisson GLM) on {n} problems."))
 
 
-def _plot_alphas(ws, alphas, shape, **style):
-    return _images(ws, [f"α = {a:g}" for a in alphas], shape, **style)
-
-
 register(FunctionCheck(
-    part="ex5-alpha-plots", points=0.5, function="plot_filters_by_alpha", seed=532, reference=_plot_alphas,
+    part="ex5-alpha-plots", points=0.5, function="plot_filters_by_alpha", seed=532,
+    reference=lambda ws, alphas, shape: _images(ws, [f"α = {a:g}" for a in alphas], shape),
     draw=lambda rng: [Case(([rng.normal(size=12) for _ in range(3)], [0.0, 10.0, 1000.0], (3, 4)),
                            "3 filters of 12 pixels (3 × 4), alphas [0, 10, 1000]")],
-    output=figures.alpha_plots, mistakes=_mistakes(_plot_alphas, *_panel_faults("alpha", [(s, _SCALE.format(
-        " over all the filters", " and every panel the same scale: the shrinkage shows.")) for s in _SCALES]))
-    + [_NO_FIGURE],
+    output=figures.alpha_plots, compare=figures.compare,
     success="{function} shows one filter per alpha, in order, titled, on one diverging scale."))
