@@ -1,9 +1,7 @@
 """Reading plots for the exercise checks; shipped in the student tree, so no reference. A plot's ``output`` is a
 normalised description of what matters in it (images as shown, the colour scale as booleans, lines found by the
-data they draw, labels), never its picture. :func:`compare` checks the description property by property and
-fails at the first that differs from the reference plot's with that property's hint, so any combination of
-faults gets the hint of its first; a wrong image is told apart by comparing it with the expected one laid out
-wrongly (transposed, in Fortran order, in another shape)."""
+data they draw, labels), never its picture; :func:`compare` fails at its first property unlike the reference's,
+with that property's hint (a wrong image: how it is the expected one laid out wrongly)."""
 
 from __future__ import annotations
 
@@ -13,7 +11,7 @@ from course_lib.checks.core import CheckFailure, compare_data
 
 _SCALE = ("pass vmin=-m, vmax=m with m the largest |w|{}, and a diverging colormap (cmap='RdBu_r'), so that zero "
           "weight has one colour{}")
-#: The hint of each property a plot's description can have (images: when some are missing).
+#: The hint of each property of a plot's description (for images: when some are missing).
 HINTS = {
     "a Figure returned": "create it with fig, axes = plt.subplots(...) and return the Figure.",
     "images on the Axes given": "draw it on the Axes given, with ax.imshow(...).",
@@ -48,7 +46,7 @@ _LAYOUTS = [  # (whether a shown image is the expected one laid out so, hint)
 
 
 def _hint(key, got, want) -> str:
-    """``key``'s hint; for images as many as expected, the hint of how they are the expected ones laid out."""
+    """``key``'s hint; for as many images as expected, that of the layout they are the expected ones in."""
     if not key.startswith("images") or len(got) != len(want):
         return HINTS.get(key, "")
     pairs = [(np.asarray(g, dtype=float), np.asarray(w, dtype=float)) for g, w in zip(got, want)]
@@ -56,8 +54,7 @@ def _hint(key, got, want) -> str:
 
 
 def compare(got, expected, what, args) -> None:
-    """``core.compare_data`` of each property of the description in turn: the first that differs fails with
-    its hint."""
+    """``core.compare_data`` of each property in turn: the first that differs fails with its hint."""
     for key, want in expected.items():
         try:
             compare_data(got[key], want, f"{key} of {what}")
