@@ -22,8 +22,7 @@ HINTS = {
                                                                                "the shrinkage shows."),
     "a colour scale centred on zero covering max |w|": _SCALE.format(" (np.abs(w).max(); over all the panels if "
                                                                      "there are several)", "."),
-    "a diverging colormap": "use a diverging colormap (cmap='RdBu_r'), so that zero weight has one, neutral colour "
-                            "between those of positive and negative weights.",
+    "a diverging colormap": "use a diverging colormap (cmap='RdBu_r'), so that zero weight has one, neutral colour.",
     **dict.fromkeys([f"a line of {y} against time in seconds" for y in "cr"], "plot c and r against time in seconds: "
                     "the bin index times dt."),
     "a line of v1 against the lag times": "ax.plot(lag_times, v1) on a second Axes.",
@@ -120,10 +119,9 @@ def response_plot(fn, args) -> dict:
     t = (np.arange(len(c)) * dt, (np.arange(len(c)) + 0.5) * dt)
 
     def describe(axes):
-        legend = axes[0].get_legend()
         return {f"a line of {k} against time in seconds": _line(axes, y, t) is not None
                 for k, y in (("c", c), ("r", r))} | _labelled(axes[0]) | {
-            "a legend naming both lines": legend is not None and len(legend.get_texts()) >= 2}
+            "a legend naming both lines": len(getattr(axes[0].get_legend(), "texts", ())) >= 2}
     return _drawn(fn, args, describe, on_axes=True)
 
 
