@@ -1,12 +1,16 @@
 """Exercise checks: run a student's code on inputs the check draws, then judge the results.
 
-A check cell calls ``checks.check("ex1-fit-ols", fit_ols)`` and prints one verdict (✔ or ✘, the points,
-a hint). ``collect(answer)`` runs the student's code on the part's cases and returns plain data only;
-``judge(collected)`` computes the reference answers with a trusted library and compares. A notebook
-runs both on the *public* cases (a fixed seed); a grader runs ``collect`` in the sandboxed kernel and
-``judge`` in its own process on *hidden* cases (``check.for_seed(run_seed)``), so that neither patching
-this module nor memorising the public cases earns a point. In a student tree the ``exNN`` modules (the
-references) are absent and ``public.json`` holds the public cases with the outputs to judge them against.
+A check cell calls ``checks.check("ex1-fit-ols", fit_ols)`` and prints one verdict (✔ or ✘, the points, a hint).
+``collect(answer)`` runs the student's code on the part's cases in the kernel and returns plain data only;
+``judge(collected)`` reads that untrusted data and compares it with the outputs of a trusted reference:
+
+    ✔ if compare(output(answer), output(reference)) holds on every case, or output(answer) equals a valid
+    alternative's; else ✘, with the hint of the declared mistake whose output it equals.
+
+A notebook judges the *public* cases (a fixed seed); a grader runs ``collect`` in the sandboxed kernel and
+``judge`` in its own process on *hidden* cases (``check.for_seed(run_seed)``), so that neither patching this
+package nor memorising the public cases earns a point. The ``exNN`` modules hold the references; in a student
+tree they are absent and ``public.json`` holds the public cases with the outputs to judge them against.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path as _Path
 
 from course_lib.checks.core import (CheckFailure, FunctionCheck, StoredCheck, Verdict, get_check, list_checks,
                                     register)
+
 
 def run(part: str, *answers, seed: int | None = None) -> Verdict:
     """Collect and judge the answer to ``part`` (``*answers``: what its check cell passes in) and

@@ -1,14 +1,6 @@
-"""The machinery of the exercise checks: verdicts, the registry, and the one kind of check.
-
-A part's check is a declaration (:class:`FunctionCheck`): inputs drawn from a seed, a reference
-implementation, wrong implementations with their hints, other valid ones. Its ``output`` describes a
-function's result on a case as JSON data (in the student's kernel); the judge reads that untrusted data:
-
-    verdict(answer) = ✔  if compare(output(answer), output(reference)) on every case, or output(answer)
-                         equals a valid alternative's output; else ✘ with the hint of the mistake it equals.
-
-Modules ``exNN`` hold the declarations (their references are solutions); every other module here ships
-in the student tree, where :class:`StoredCheck` judges the public cases on outputs stored at release.
+"""The machinery of the exercise checks (the package docstring gives the flow): verdicts, the registry,
+results as plain data and their comparison, time limits, a memo of reference outputs, the declaration
+:class:`FunctionCheck`, and :class:`StoredCheck`, a student tree's public cases stored at release.
 """
 
 from __future__ import annotations
@@ -25,7 +17,7 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cachetools
 import joblib
@@ -34,9 +26,8 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of one check: ``status`` (passed, failed, error or not-implemented), ``points`` of
-    ``max_points``, a ``message`` (what was checked, or the failed step with what was expected and
-    what came back) and, for a known mistake, a ``hint``."""
+    """One check's outcome: ``status`` (passed, failed, error, not-implemented), ``points`` of ``max_points``, a
+    ``message`` (what was checked, or the failed step: what was expected, what came back), maybe a ``hint``."""
 
     part: str
     status: str
@@ -70,8 +61,7 @@ def first_failure(steps) -> None:
 
 
 def hidden_seed(public_seed: int, run_seed: int) -> int:
-    """The seed of a part's hidden cases: a 63-bit mix (numpy's SeedSequence) of its public
-    seed and a grading run's secret seed, the same on every regrade with the same run seed."""
+    """The seed of a part's hidden cases: a 63-bit mix (numpy's SeedSequence) of its public seed and a run's."""
     state = np.random.SeedSequence([int(run_seed) % 2**63, int(public_seed) % 2**63, 0x68696464656E])
     return int(state.generate_state(2, np.uint64)[0] >> np.uint64(1))
 
@@ -103,8 +93,7 @@ def list_checks() -> pd.DataFrame:
 
 
 def to_data(value) -> dict:
-    """Describe a returned value as JSON data: ``array`` (numbers, any shape), ``series``
-    (numbers with labels), ``text``, ``tuple`` (of such), or ``other`` (its type only)."""
+    """A returned value as JSON data: ``array``, ``series`` (numbers by label), ``text``, ``tuple``, or ``other``."""
     if isinstance(value, str):
         return {"kind": "text", "value": value[:500]}
     with contextlib.suppress(TypeError, ValueError):
@@ -126,8 +115,7 @@ def returned(fn: Callable, args: tuple):
 
 @dataclass(frozen=True)
 class Returned:
-    """A result as the judge sees it, rebuilt from plain data only: ``kind`` is ``array``,
-    ``series`` (with its ``index``), ``text`` or ``other`` (with its ``type_name``)."""
+    """A result as the judge sees it, rebuilt from :func:`to_data`'s (untrusted) plain data."""
 
     kind: str
     type_name: str = ""
@@ -184,8 +172,7 @@ def compare_arrays(got: Returned, expected, what: str, rtol=1e-6, atol=1e-8) -> 
 
 
 def compare_data(got, expected, what: str, rtol=1e-6, atol=1e-8) -> None:
-    """Compare a result's plain data with the expected plain data (:func:`to_data`'s kinds, a
-    Series by its labels in any order, a tuple item by item; any other dict key by key)."""
+    """Compare plain data (:func:`to_data`'s kinds; a Series by label, a tuple by item, another dict by key)."""
     kind = expected.get("kind") if isinstance(expected, dict) else None
     if kind == "tuple":
         items, n = got.get("items") if isinstance(got, dict) else None, len(expected["items"])
@@ -233,17 +220,11 @@ def _holds(compare: Callable, *args) -> bool:
     return True
 
 
-def same(got, other, rtol=1e-6, atol=1e-8) -> bool:
-    """Whether a result's plain data equals another's (how a declared mistake is recognised)."""
-    return _holds(compare_data, got, other, "", rtol, atol)
-
-
 # --- Running an answer in the kernel, within a time limit per case.
 
 
 class CaseTimeout(BaseException):
-    """The student's code ran past a case's time limit (not an Exception: an ``except Exception``
-    in the student's own loop must not swallow it)."""
+    """A case's time limit passed (not an Exception: the student's own ``except Exception`` must not swallow it)."""
 
 
 @contextlib.contextmanager
@@ -292,8 +273,7 @@ def _remembered(key, fn, args, kwargs):
 
 
 def memo_call(fn: Callable, *args, **kwargs):
-    """``fn(*args, **kwargs)`` computed once per distinct input, for a pure ``fn``; a failure
-    is not remembered; the :data:`MEMO_SIZE` most recently used answers are kept."""
+    """``fn(*args, **kwargs)`` of a pure ``fn``, once per distinct input (the last :data:`MEMO_SIZE`; no failure)."""
     try:
         key = (fn, *filter(callable, args), joblib.hash(([a for a in args if not callable(a)], kwargs)))
     except Exception:  # an argument that cannot be pickled: no cache
@@ -306,8 +286,7 @@ def reference_cache(fn: Callable) -> Callable:
     return functools.wraps(fn)(lambda *args, **kwargs: memo_call(fn, *args, **kwargs))
 
 
-@dataclass(frozen=True)
-class Case:
+class Case(NamedTuple):
     """One input the check draws: the arguments, and a short description for messages."""
 
     args: tuple
@@ -316,8 +295,7 @@ class Case:
 
 @functools.lru_cache(maxsize=None)
 def drawn_cases(draw: Callable[[np.random.Generator], Sequence[Case]], seed: int) -> tuple[Case, ...]:
-    """``draw(np.random.default_rng(seed))``, drawn once per process; the shared cases' arrays
-    are read-only (``collect`` hands the student a deep copy of each case)."""
+    """``draw(np.random.default_rng(seed))``, once per process, arrays read-only (each caller gets a deep copy)."""
     cases = tuple(draw(np.random.default_rng(seed)))
     for case in cases:
         _read_only(case.args)
@@ -340,17 +318,14 @@ class FunctionCheck:
     part, points, function : str, float, str
         Part id, points for a pass, and the name the student knows the function by.
     draw, seed, hidden : callable(rng) -> list of Case, int, bool
-        The inputs, well-conditioned for every seed; the public cases' seed; whether the grader
-        judges on hidden cases drawn by ``draw`` too (:meth:`for_seed`).
+        The inputs, well-conditioned for every seed; the public seed; whether grading draws hidden cases.
     reference, mistakes, valid : callable, list of (callable, str), list of callable
-        A right implementation with the student's signature; wrong ones with their hints (a
-        result equal to a mistake's output gets its hint); other valid ones (one's output passes).
+        A right implementation (the student's signature); wrong ones with their hints; other valid ones.
     output, compare : callable(fn, args) -> plain data, callable(got, expected, what, args)
-        Shipped functions (of a module here other than ``exNN``): the result of ``fn`` on a case
-        as JSON data (default :func:`returned`), and a comparison raising :class:`CheckFailure`
-        (default :func:`compare_data` at ``tolerance``, ``(rtol, atol)``).
-    error_hints : list of (str, str)
-        ``(words, hint)``: an exception whose text holds ``words`` gets ``hint``.
+        Shipped functions (not of an ``exNN`` module): ``fn``'s result on a case as JSON data (default
+        :func:`returned`); a comparison raising :class:`CheckFailure` (default :func:`compare_data`).
+    error_hints, tolerance : list of (words, hint), (rtol, atol)
+        A hint for an exception whose text holds the words; the default comparison's tolerance.
     time_limit, success : float, str
         Seconds one case may run in the kernel; the message of a pass (``{function}``, ``{n}``).
     """
@@ -375,16 +350,14 @@ class FunctionCheck:
         return Verdict(self.part, status, self.points if status == "passed" else 0.0, self.points, message, hint)
 
     def for_seed(self, seed: int | None) -> FunctionCheck:
-        """This check on the hidden cases of a grading run's secret ``seed`` (``None``, the
-        notebook: the public cases): the same generator, seeded by :func:`hidden_seed`."""
+        """This check on the hidden cases of a grading run's ``seed`` (None: the public ones): :func:`hidden_seed`."""
         return self if seed is None or not self.hidden else dataclasses.replace(self, seed=hidden_seed(self.seed, seed))
 
     def cases(self) -> Sequence[Case]:
         return drawn_cases(self.draw, self.seed)
 
     def collect(self, answer=None, *extra) -> dict:
-        """Run the answer on each case, in the kernel: its outputs as plain data, or the first
-        case's error (``not_implemented`` for the stub's ``NotImplementedError``)."""
+        """Run the answer on each case, in the kernel: its outputs as plain data, or the first case's error."""
         record: dict[str, Any] = {"part": self.part, "outputs": []}
         if not callable(answer):
             return {**record, "error": f"{self.function} should be a function, got {type(answer).__name__}"}
@@ -403,9 +376,8 @@ class FunctionCheck:
         return record
 
     def outputs(self, index: int, case: Case, keys=("expected", "valid", "mistakes")) -> dict:
-        """The outputs one case is judged against: ``expected`` (the reference's), ``valid`` and
-        ``mistakes`` (``[output, hint]`` pairs, without a mistake that raises on this case), each
-        computed once per process and only when asked for."""
+        """The outputs a case is judged against, once per process and when asked: ``expected`` (the reference's),
+        ``valid``, and ``mistakes`` (``[output, hint]``; none for a mistake that raises on this case)."""
         def run(fn):
             return memo_call(_output_of, self.output, fn, case.args)
 
@@ -441,7 +413,8 @@ class FunctionCheck:
                 want = self.outputs(index, case, ["valid", "mistakes"])
                 if any(_holds(self._compare, got, other, what, case.args) for other in want["valid"]):
                     continue
-                hint = next((h for wrong, h in want["mistakes"] if same(got, wrong, *self.tolerance)), failure.hint)
+                hint = next((h for w, h in want["mistakes"] if _holds(compare_data, got, w, "", *self.tolerance)),
+                            failure.hint)
                 return self.verdict("failed", str(failure), hint)
             except Exception:  # malformed or forged records never pass
                 return self.verdict("error", f"the check could not read what {self.function} returned")
@@ -483,8 +456,7 @@ def decode(x):
 
 
 def qualname(fn: Callable) -> str:
-    """``module:name`` of a shipped function, which a student tree imports it by (:func:`shipped`);
-    a function from an ``exNN`` module, or a lambda, is refused."""
+    """``module:name``, by which a student tree imports a shipped function (not a lambda, not of an ``exNN``)."""
     name = f"{fn.__module__}:{fn.__qualname__}"
     shipped(name)
     return name
@@ -500,8 +472,7 @@ def shipped(name: str) -> Callable:
 
 @dataclass
 class StoredCheck(FunctionCheck):
-    """A part's check in a student tree: its public cases and the outputs to judge them
-    against, stored at release time; the same judge as :class:`FunctionCheck`."""
+    """A part's check in a student tree: the public cases and their outputs, stored at release; the same judge."""
 
     stored: Sequence[dict] = ()
     hidden: bool = False
@@ -525,8 +496,7 @@ class StoredCheck(FunctionCheck):
 
 
 def stored_record(chk: FunctionCheck) -> dict:
-    """What a student tree stores of a part: its public cases' inputs and outputs, and how
-    its results are read and compared (``module:name`` of shipped functions)."""
+    """What a student tree stores of a part: its public cases, their outputs, how results are read and compared."""
     cases = [{"label": c.label, "args": [encode(a) for a in c.args], **chk.outputs(i, c)}
              for i, c in enumerate(chk.cases())]
     return {"points": chk.points, "function": chk.function, "output": qualname(chk.output),
