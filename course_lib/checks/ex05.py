@@ -14,10 +14,9 @@ from scipy import special
 from course_lib import lnp
 from course_lib.checks import figures, lnp_results
 from course_lib.checks.core import Case, FunctionCheck, register
-from course_lib.checks.lnp_results import FIT_TOL, HINT_DOT
 
 _W_LAB = lnp.gaussian_rf(15, 2.0)  # the notebook's true receptive field
-_FIT_SAME = (FIT_TOL, 2e-3)  # (rtol, atol) within which a fit is a mistake's (an honest one: 3e-5, sloppy 1e-3)
+_FIT_SAME = (lnp_results.FIT_TOL, 2e-3)  # (rtol, atol) within which a fit is a mistake's (honest: 3e-5, sloppy 1e-3)
 _FACTORIAL = ("log(factorial(c)) overflows for counts above 170; log c_t! does not depend on w, so leave it out "
               "(scipy.special.gammaln(c + 1) if you ever need it).")
 _PLOT = functools.partial(FunctionCheck, points=0.5, compare=figures.compare)  # a plot part: its description's hints
@@ -68,7 +67,7 @@ register(FunctionCheck(
               (_nll_plus(lambda c, dt, R: -c.sum() * np.log(dt * R)), "you kept the constant −Σ c_t log(Δt R); "
                "it does not depend on w: drop it, as the formula says."),
               (_nll_plus(lambda c, dt, R: np.log(special.factorial(c)).sum()), _FACTORIAL),
-              (lambda w, c, s, dt, R: lnp.negloglik(w / s.shape[1], c, s, dt, R), HINT_DOT),  # s @ (w / P): a mean
+              (lambda w, c, s, dt, R: lnp.negloglik(w / s.shape[1], c, s, dt, R), lnp_results.HINT_DOT),  # s @ w / P
               (lambda w, c, s, dt, R: (lnp.negloglik(w, c, s, dt, R)[0], s.T @ (np.exp(s @ w) - c)), "the gradient "
                "is Σ_t (r_t − c_t) s_t with r_t = exp(wᵀs_t)·dt·R, the expected count per bin: keep dt·R in it.")],
     error_hints=[(word, _FACTORIAL) for word in ("factorial", "Overflow", "too large")],
