@@ -44,21 +44,17 @@ _LAYOUTS = [  # (whether a shown image is the expected one laid out so, hint)
                                                "columns).")]
 
 
-def _hint(key, got, want) -> str:
-    """``key``'s hint; for as many images as expected, that of the layout they are the expected ones in."""
-    if not key.startswith("images") or len(got) != len(want):
-        return HINTS.get(key, "")
-    pairs = [(np.asarray(g, dtype=float), np.asarray(w, dtype=float)) for g, w in zip(got, want)]
-    return next((hint for laid_out, hint in _LAYOUTS if all(laid_out(g, w) for g, w in pairs)), "")
-
-
 def compare(got, expected, what, args) -> None:
     """``core.compare_data`` of each property in turn: the first that differs fails with its hint."""
     for key, want in expected.items():
         try:
             compare_data(got[key], want, f"{key} of {what}")
         except CheckFailure as failure:
-            raise CheckFailure(str(failure), _hint(key, got[key], want)) from None
+            hint = HINTS.get(key, "")
+            if key.startswith("images") and len(got[key]) == len(want):  # all there: laid out wrongly?
+                pairs = [(np.asarray(g, dtype=float), np.asarray(w, dtype=float)) for g, w in zip(got[key], want)]
+                hint = next((h for laid_out, h in _LAYOUTS if all(laid_out(g, w) for g, w in pairs)), "")
+            raise CheckFailure(str(failure), hint) from None
 
 
 def _drawn(fn, args, describe, on_axes=False) -> dict:
