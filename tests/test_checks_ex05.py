@@ -648,6 +648,8 @@ def _rf(layout=lambda img: img, cmap="RdBu_r", labelled=True):
      "(np.abs(w).max()"),
     ("ex5-space-time-plots", _space_time(x_of_v=lambda lag_times, v: np.arange(len(v)), label=False),
      "ax.plot(lag_times, v1)"),
+    ("ex5-space-time-plots", lambda u, v, shape, lag_times: (lambda fig: (fig.axes[0].images[0].remove(), fig)[1])(
+        _space_time()(u, v, shape, lag_times)), "ax.imshow(u1.reshape(frame_shape))"),
     ("ex5-response-plot", lambda ax, c, r, dt: ax.plot(np.arange(len(c)) * dt, c), "plot c and r against time"),
 ])
 def test_any_combination_of_plot_faults_gets_the_hint_of_its_first(part, wrong, hint_words):

@@ -15,6 +15,7 @@ _SCALE = ("pass vmin=-m, vmax=m with m the largest |w|{}, and a diverging colorm
 HINTS = {
     "a Figure returned": "create it with fig, axes = plt.subplots(...) and return the Figure.",
     "images on the Axes given": "draw it on the Axes given, with ax.imshow(...).",
+    "images of u1": "show u1 as an image on the first Axes: ax.imshow(u1.reshape(frame_shape)).",
     **{key: hint for per in ("lag", "alpha") for key, hint in (
         (f"images, one per {per}", f"make one Axes per {per}, plt.subplots(1, n), and imshow each, in order."),
         (f"panels titled with their {per}", f"title each panel with its {per}, e.g. f'{per} {{{per}:g}}'."))},
