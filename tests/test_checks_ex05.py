@@ -623,6 +623,39 @@ def test_other_wrong_answers_fail_with_their_hint(part, wrong, hint_words):
     assert_fails_with_hint(part, wrong, hint_words)
 
 
+def _rf(layout=lambda img: img, cmap="RdBu_r", labelled=True):
+    def plot(ax, w, shape):
+        m = np.abs(w).max()
+        ax.imshow(layout(np.reshape(w, shape)), cmap=cmap, vmin=-m, vmax=m)
+        if labelled:
+            ax.set(title="rf", xlabel="column", ylabel="row")
+    return plot
+
+
+@pytest.mark.parametrize("part,wrong,hint_words", [  # no declared mistakes: a plot gets the hint of its first fault
+    ("ex5-rf-plot", _rf(lambda img: img.T, cmap="viridis", labelled=False), "transposed"),
+    ("ex5-rf-plot", _rf(lambda img: np.reshape(img.ravel(), img.shape, order="F")), "C (row-major) order"),
+    ("ex5-rf-plot", _rf(lambda img: img.reshape(img.shape[::-1]), labelled=False), "reshape the flat vector"),
+    ("ex5-rf-plot", _rf(cmap="gray", labelled=False), "diverging colormap"),
+    ("ex5-rf-plot", lambda ax, w, shape: ax.plot(w), "draw it on the Axes given"),
+    ("ex5-lagged-plots", lambda W, shape, lags: _figure_of_panels(list(W.T)[:-1], ["" for L in lags], shape,
+                                                                  transpose=True), "one Axes per lag"),
+    ("ex5-alpha-plots", lambda ws, alphas, shape: (lambda fig: (fig.axes[0].set_title(""), fig)[1])(
+        _alpha_plots("viridis", False)(ws, alphas, shape)), "every panel the same scale"),
+    ("ex5-alpha-plots", lambda ws, alphas, shape: _figure_of_panels(ws, [f"α = {a:g}" for a in alphas], shape),
+     "every panel the same scale"),
+    ("ex5-rf-plot", lambda ax, w, shape: (ax.imshow(np.reshape(w, shape), cmap="gray"), ax.set(title="t", xlabel="x")),
+     "(np.abs(w).max()"),
+    ("ex5-space-time-plots", _space_time(x_of_v=lambda lag_times, v: np.arange(len(v)), label=False),
+     "ax.plot(lag_times, v1)"),
+    ("ex5-space-time-plots", lambda u, v, shape, lag_times: (lambda fig: (fig.axes[0].images[0].remove(), fig)[1])(
+        _space_time()(u, v, shape, lag_times)), "ax.imshow(u1.reshape(frame_shape))"),
+    ("ex5-response-plot", lambda ax, c, r, dt: ax.plot(np.arange(len(c)) * dt, c), "plot c and r against time"),
+])
+def test_any_combination_of_plot_faults_gets_the_hint_of_its_first(part, wrong, hint_words):
+    assert_fails_with_hint(part, wrong, hint_words)
+
+
 #: A plausible wrong answer per part, run in the student tree's notebook (after its setup cell,
 #: with every other part's wrong answer too, so each is self-contained), and words of its hint there.
 WRONG_IN_TREE = {

@@ -1,12 +1,10 @@
 r"""Checks of exercise 5 (LNP receptive fields: counts c_t ~ Poisson(exp(wᵀs_t)·Δt·R)). The chapter's ten
 common mistakes get their own hints, as declared mistakes or from the shipped readers and comparisons
-(:mod:`~course_lib.checks.lnp_results`, :mod:`~course_lib.checks.figures`); references from :mod:`course_lib.lnp`.
-"""
+(:mod:`~course_lib.checks.lnp_results`, :mod:`~course_lib.checks.figures`); references from :mod:`course_lib.lnp`."""
 
 from __future__ import annotations
 
 import functools
-import itertools
 import warnings
 
 import numpy as np
@@ -16,12 +14,12 @@ from scipy import special
 from course_lib import lnp
 from course_lib.checks import figures, lnp_results
 from course_lib.checks.core import Case, FunctionCheck, register
-from course_lib.checks.lnp_results import FIT_TOL, HINT_DOT
 
 _W_LAB = lnp.gaussian_rf(15, 2.0)  # the notebook's true receptive field
-_FIT_SAME = (FIT_TOL, 2e-3)  # (rtol, atol) within which a fit is a mistake's (an honest one: 3e-5, sloppy 1e-3)
+_FIT_SAME = (lnp_results.FIT_TOL, 2e-3)  # (rtol, atol) within which a fit is a mistake's (honest: 3e-5, sloppy 1e-3)
 _FACTORIAL = ("log(factorial(c)) overflows for counts above 170; log c_t! does not depend on w, so leave it out "
               "(scipy.special.gammaln(c + 1) if you ever need it).")
+_PLOT = functools.partial(FunctionCheck, points=0.5, compare=figures.compare)  # a plot part: its description's hints
 
 
 def _seed(rng) -> int:
@@ -42,9 +40,8 @@ register(FunctionCheck(
 
 def _draw_negloglik(rng):
     wb = lnp.gaussian_rf(15, 1.5, center=(4.0, 10.0))  # 15 × 15 pixels too: a global w_true runs
-    (ca, _, sa), (cb, _, sb) = (lnp.sample_lnp(w, n, dt, R, v, _seed(rng)) for w, n, dt, R, v in
-                                ((_W_LAB, 100, 0.1, 50.0, 5.0), (wb, 60, 0.05, 30.0, 2.0)))
-    # the first case's counts exceed 170 (219 or more over 200 seeds): log(factorial(c)) overflows
+    ca, _, sa = lnp.sample_lnp(_W_LAB, 100, 0.1, 50.0, 5.0, _seed(rng))  # counts over 170 (≥ 219 in 200 seeds)
+    cb, _, sb = lnp.sample_lnp(wb, 60, 0.05, 30.0, 2.0, _seed(rng))
     return [Case((0.5 * _W_LAB, ca, sa, 0.1, 50.0), f"the lab's set-up (counts up to {ca.max()}), w = w_true / 2"),
             Case((rng.normal(scale=0.05, size=225), cb, sb, 0.05, 30.0), "60 bins of another neuron, a random w"),
             Case((0.8 * wb, cb, sb, 0.05, 30.0), "60 bins of another neuron, w = 0.8 w_true")]
@@ -62,7 +59,7 @@ register(FunctionCheck(
     part="ex5-negloglik", points=0.5, function="negloglik", seed=502, draw=_draw_negloglik, reference=lnp.negloglik,
     output=lnp_results.at_two_points, compare=lnp_results.negloglik,
     mistakes=[(lambda *a: (lnp.negloglik(*a)[0], -lnp.negloglik(*a)[1]), "you returned the gradient of log L, not "
-               "of −log L: the gradient of the negative log-likelihood is Σ_t (r_t − c_t) s_t."),
+               "of −log L, which is Σ_t (r_t − c_t) s_t."),
               (lambda *a: tuple(-x for x in lnp.negloglik(*a)), "you returned log L; the optimiser minimises, so "
                "return −log L and its gradient."),
               (_nll_plus(lambda c, dt, R: special.gammaln(c + 1).sum()), "you kept Σ_t log c_t! in the objective: it "
@@ -70,10 +67,9 @@ register(FunctionCheck(
               (_nll_plus(lambda c, dt, R: -c.sum() * np.log(dt * R)), "you kept the constant −Σ c_t log(Δt R); "
                "it does not depend on w: drop it, as the formula says."),
               (_nll_plus(lambda c, dt, R: np.log(special.factorial(c)).sum()), _FACTORIAL),
-              (lambda w, c, s, dt, R: lnp.negloglik(w / s.shape[1], c, s, dt, R), HINT_DOT),  # s @ (w / P): a mean
-              (lambda w, c, s, dt, R: (lnp.negloglik(w, c, s, dt, R)[0], s.T @ (np.exp(s @ w) - c)),
-               "the gradient is Σ_t (r_t − c_t) s_t with r_t = exp(wᵀs_t)·dt·R, the expected count per bin: "
-               "keep dt·R in it.")],
+              (lambda w, c, s, dt, R: lnp.negloglik(w / s.shape[1], c, s, dt, R), lnp_results.HINT_DOT),  # s @ w / P
+              (lambda w, c, s, dt, R: (lnp.negloglik(w, c, s, dt, R)[0], s.T @ (np.exp(s @ w) - c)), "the gradient "
+               "is Σ_t (r_t − c_t) s_t with r_t = exp(wᵀs_t)·dt·R, the expected count per bin: keep dt·R in it.")],
     error_hints=[(word, _FACTORIAL) for word in ("factorial", "Overflow", "too large")],
     success="{function} gives −log L (without constants) and its gradient at {n} points the check drew."))
 
@@ -90,82 +86,47 @@ register(FunctionCheck(
     success="{function} gives the maximum-likelihood w on {n} data sets the check drew."))
 
 
-def _mistakes(plot, *levels):
-    """(wrong plot, hint): each fault (options of ``plot``) of each level, alone and with faults of the later levels."""
-    return [(functools.partial(plot, **fault, **{k: v for more, _ in later for k, v in more.items()}), hint)
-            for i, level in enumerate(levels) for fault, hint in level
-            for later in itertools.product(*[[({}, "")] + more for more in levels[i + 1:]])]
-
-
-def _images(ws, titles, shape, axes=None, drop=0, titled=True, cmap="RdBu_r", scale="one", layout="C", labelled=True):
-    """Each w as a frame-shaped image on ±max |w|, or a mistake's way (scale "auto"; layout "F", "T", "shape")."""
-    m = max(np.abs(w).max() for w in ws) if scale == "one" else None
-    for ax, w, title in zip(axes or Figure().subplots(1, len(ws) - drop, squeeze=False)[0], ws, titles):
-        img = np.reshape(w, shape[::-1] if layout == "shape" else shape, order="F" if layout == "F" else "C")
-        ax.imshow(img.T if layout == "T" else img, cmap=cmap, vmin=None if m is None else -m, vmax=m)
-        ax.set(title=title if titled else "", **({"xlabel": "column", "ylabel": "row"} if labelled else {}))
+def _images(ws, titles, shape, axes=None):
+    """Each w as a frame-shaped image on one diverging scale, ±max |w|, titled and labelled."""
+    m = max(np.abs(w).max() for w in ws)
+    for ax, w, title in zip(axes or Figure().subplots(1, len(ws), squeeze=False)[0], ws, titles):
+        ax.imshow(np.reshape(w, shape), cmap="RdBu_r", vmin=-m, vmax=m)
+        ax.set(title=title, xlabel="column", ylabel="row")
     return ax.figure
 
 
-_LAYOUT = [({"layout": "T"}, "the image is transposed: reshape with w.reshape(rows, columns) and don't transpose it."),
-           ({"layout": "F"}, "reshape in C (row-major) order, w.reshape(rows, columns), as the frames were flattened."),
-           ({"layout": "shape"}, "reshape the flat vector to the frame's shape, frame_shape = (rows, columns).")]
-_SCALE = ("pass vmin=-m, vmax=m with m the largest |w|{}, and a diverging colormap (cmap='RdBu_r'), so that zero "
-          "weight has one colour{}")
-_SCALES = ({"cmap": "viridis"}, {"scale": "auto"}, {"cmap": "viridis", "scale": "auto"})  # auto: a scale per panel too
-_LABELS = [({"labelled": False}, "every figure needs a title and axis labels with units.")]
-_NO_FIGURE = (lambda *args: None, "create it with fig, axes = plt.subplots(...) and return the Figure.")
+def _plot_response(ax, c, r, dt):
+    ax.plot(np.arange(len(c)) * dt, np.c_[c, r], label=["observed count c", "expected count r"])
+    ax.set(title="response", xlabel="time (s)", ylabel="spikes per bin")
+    ax.legend()
 
 
-def _panel_faults(per, *middle):
-    """Faults of a figure with a panel per ``per``: a wrong layout or a missing panel, ``middle``, no titles."""
-    return [_LAYOUT + [({"drop": 1}, f"make one Axes per {per}, plt.subplots(1, n), and imshow each, in order.")],
-            *middle, [({"titled": False}, f"title each panel with its {per}, e.g. f'{per} {{{per}:g}}'.")]]
-
-
-def _plot_response(ax, c, r, dt, x="time", legend=True, labelled=True):
-    lines = ax.plot(np.arange(len(c)) * (dt if x == "time" else 1.0), np.c_[c, r])
-    if legend:
-        ax.legend(lines, ["observed count c", "expected count r"])
-    ax.set(title="response", **({"xlabel": "time (s)", "ylabel": "spikes per bin"} if labelled else {}))
-
-
-register(FunctionCheck(
-    part="ex5-response-plot", points=0.5, function="plot_response", seed=504, reference=_plot_response,
+register(_PLOT(
+    part="ex5-response-plot", function="plot_response", seed=504, reference=_plot_response,
     draw=lambda rng: [Case(lnp.sample_lnp(lnp.gaussian_rf(3, 1.0), 60, 0.1, 20.0, 1.0, _seed(rng))[:2] + (0.1,),
-                           "60 bins of 0.1 s")],
-    output=figures.response_plot, mistakes=_mistakes(
-        _plot_response, [({"x": "bins"}, "the x values should be time in seconds: the bin index times dt.")], _LABELS,
-        [({"legend": False}, "label each line (label=...) and call ax.legend().")]),
+                           "60 bins of 0.1 s")], output=figures.response_plot,
     success="{function} draws c and r against time in seconds, with a title, axis labels and a legend."))
 
 
-def _plot_rf(ax, w, shape, **style):
-    _images([w], ["w"], shape, axes=[ax], **style)
-
-
-register(FunctionCheck(
-    part="ex5-rf-plot", points=0.5, function="plot_rf", seed=505, reference=_plot_rf,
+register(_PLOT(
+    part="ex5-rf-plot", function="plot_rf", seed=505, reference=lambda ax, w, shape: _images([w], ["w"], shape, [ax]),
     draw=lambda rng: [Case((rng.normal(size=35), (5, 7)), "a random w of 35 pixels, shape (5, 7)"),
                       Case((lnp.gaussian_rf(4, 1.0, center=tuple(rng.uniform(0, 3, 2))), (4, 4)), "a 4 × 4 blob")],
-    output=figures.rf_plot, mistakes=_mistakes(_plot_rf, _LAYOUT, [(s, _SCALE.format(" (np.abs(w).max())", "."))
-                                                                   for s in _SCALES], _LABELS)
-    + [(lambda ax, w, shape: _images([w], ["w"], shape), "draw it on the Axes given, with ax.imshow(...).")],
+    output=figures.rf_plot,
     success="{function} shows w as an image on a diverging scale centred on zero, labelled, for {n} inputs."))
 
 
-def _draw_binning(rng):
-    cases = []
-    for n in (12, 80):
-        triggers = np.round(2.0 + np.cumsum(np.r_[0, 0.05 + rng.normal(0, 4e-4, n - 1)]), 6)
-        end = triggers[-1] + 0.05  # a spike exactly there belongs to no frame; one at a trigger to its frame
-        spikes = np.r_[rng.uniform(triggers[0] - 0.5, end + 0.5, 6 * n), triggers[rng.choice(n - 1, 3, False)], end]
-        cases.append(Case((np.round(np.sort(spikes), 6), triggers, 0.05), f"{n} frames of 50 ms, {spikes.size} spikes"))
-    return cases
+def _recording(rng, n):
+    """n frames of 50 ms; spikes around them, 3 at triggers and one where the last frame ends (in no frame)."""
+    triggers = np.round(2.0 + np.cumsum(np.r_[0, 0.05 + rng.normal(0, 4e-4, n - 1)]), 6)
+    end = triggers[-1] + 0.05
+    spikes = np.r_[rng.uniform(triggers[0] - 0.5, end + 0.5, 6 * n), triggers[rng.choice(n - 1, 3, False)], end]
+    return Case((np.round(np.sort(spikes), 6), triggers, 0.05), f"{n} frames of 50 ms, {spikes.size} spikes")
 
 
 register(FunctionCheck(
-    part="ex5-binning", points=0.5, function="bin_counts", seed=511, draw=_draw_binning, reference=lnp.bin_spikes,
+    part="ex5-binning", points=0.5, function="bin_counts", seed=511, reference=lnp.bin_spikes,
+    draw=lambda rng: [_recording(rng, n) for n in (12, 80)],
     mistakes=[(lambda sp, tr, d: np.r_[0, np.histogram(sp, bins=tr)[0]], "your counts are shifted by one frame: "
                "counts[k] must be the spikes between trigger k and trigger k + 1, so that it pairs with frame k."),
               (lambda sp, tr, d: np.histogram(sp, bins=tr)[0], "np.histogram with the n trigger times as edges gives "
@@ -201,25 +162,20 @@ register(FunctionCheck(
     success="{function} fits each lag (counts[t] with frames[t − L], rate estimated) on {n} recordings."))
 
 
-def _plot_lagged(W, shape, lags, **style):
-    return _images(list(W.T), [f"lag {lag}" for lag in lags], shape, **style)
-
-
-register(FunctionCheck(
-    part="ex5-lagged-plots", points=0.5, function="plot_lagged_filters", seed=513, reference=_plot_lagged,
+register(_PLOT(
+    part="ex5-lagged-plots", function="plot_lagged_filters", seed=513,
+    reference=lambda W, shape, lags: _images(list(W.T), [f"lag {lag}" for lag in lags], shape),
     draw=lambda rng: [Case((rng.normal(size=(12, 3)), (4, 3), [0, 1, 2]), "W of shape (12, 3), frames 4 × 3"),
                       Case((rng.normal(size=(20, 4)), (5, 4), [0, 2, 3, 5]), "W of shape (20, 4), lags [0, 2, 3, 5]")],
-    output=figures.lagged_plots, mistakes=_mistakes(_plot_lagged, *_panel_faults("lag")) + [_NO_FIGURE],
+    output=figures.lagged_plots,
     success="{function} shows each lag's filter as a frame-shaped image titled with its lag, for {n} inputs."))
 
 
-def _draw_svd(rng):
-    cases = []
-    for P, n_lags in ((30, 5), (12, 4)):
-        u, v = rng.normal(size=P), rng.normal(size=n_lags)
-        W = 3.0 * np.outer(u / np.linalg.norm(u), v / np.linalg.norm(v)) + 0.3 * rng.normal(size=(P, n_lags)) + 0.2
-        cases.append(Case((W,), f"W of shape {W.shape}"))
-    return cases
+def _rank_one(rng, P, n_lags):
+    """W of shape (P, n_lags): 3 u vᵀ (u, v of unit norm), noise of SD 0.3 and an offset of 0.2."""
+    u, v = (x / np.linalg.norm(x) for x in (rng.normal(size=P), rng.normal(size=n_lags)))
+    W = 3.0 * np.outer(u, v) + 0.3 * rng.normal(size=(P, n_lags)) + 0.2
+    return Case((W,), f"W of shape {W.shape}")
 
 
 def _svd(W, k=0, column=False, centre=True, sign=1.0):
@@ -231,7 +187,8 @@ def _svd(W, k=0, column=False, centre=True, sign=1.0):
 
 _SECOND = "you took the second singular vector: the first (largest singular value, index 0) is the best rank-one fit."
 register(FunctionCheck(
-    part="ex5-svd", points=0.5, function="space_time_svd", seed=521, draw=_draw_svd, reference=lnp.separate_space_time,
+    part="ex5-svd", points=0.5, function="space_time_svd", seed=521, reference=lnp.separate_space_time,
+    draw=lambda rng: [_rank_one(rng, 30, 5), _rank_one(rng, 12, 4)],
     mistakes=[(lambda W: _svd(W, k=1), _SECOND), (lambda W: _svd(W, k=1, sign=-1.0), _SECOND),
               (lambda W: _svd(W, column=True), "you took a column of Vᵀ (Vt[:, 0]); the time course is its first "
                                                "*row*, Vt[0, :] (the first column of V)."),
@@ -241,20 +198,22 @@ register(FunctionCheck(
     success="{function} gives the first singular vectors of the centred W, sign fixed, on {n} matrices."))
 
 
-def _plot_space_time(u, v, shape, lag_times, x="lag times", labelled=True, **style):
+def _plot_space_time(u, v, shape, lag_times):
     axes = Figure().subplots(1, 2)
-    axes[1].plot(lag_times if x == "lag times" else np.arange(len(v)), v)
-    axes[1].set(title="time course v1", **({"xlabel": "lag (s)", "ylabel": "weight"} if labelled else {}))
-    return _images([u], ["spatial map u1"], shape, axes=axes[:1], **style)
+    axes[1].plot(lag_times, v)
+    axes[1].set(title="time course v1", xlabel="lag (s)", ylabel="weight")
+    return _images([u], ["spatial map u1"], shape, axes[:1])
 
 
-register(FunctionCheck(
-    part="ex5-space-time-plots", points=0.5, function="plot_space_time", seed=522, reference=_plot_space_time,
+register(_PLOT(
+    part="ex5-space-time-plots", function="plot_space_time", seed=522, reference=_plot_space_time,
     draw=lambda rng: [Case((rng.normal(size=20), rng.normal(size=5), (5, 4), 0.05 * np.arange(5)),
-                           "u of 20 pixels (5 × 4), v over 5 lags")],
-    output=figures.space_time_plots, mistakes=[_NO_FIGURE] + _mistakes(
-        _plot_space_time, _LAYOUT, [({"x": "index"}, "ax.plot(lag_times, v1) on a second Axes.")], _LABELS),
+                           "u of 20 pixels (5 × 4), v over 5 lags")], output=figures.space_time_plots,
     success="{function} shows the spatial map as an image and the time course against the lag times, labelled."))
+
+
+def _ridge(c, s, dt, R, alpha, times=1.0):
+    return lnp.fit_regularized(c, s, dt, R, alpha=times * alpha, penalty="l2").w
 
 
 def _draw_ridge(rng):
@@ -262,33 +221,21 @@ def _draw_ridge(rng):
     return [Case((c, s, 0.1, 20.0, alpha), f"300 bins, 49 pixels, alpha = {alpha:g}") for alpha in (10.0, 100.0)]
 
 
-def _ridge(c, s, dt, R, alpha, times=1.0):
-    return lnp.fit_regularized(c, s, dt, R, alpha=times * alpha, penalty="l2").w
-
-
 register(FunctionCheck(
     part="ex5-ridge", points=1, function="fit_ridge", seed=531, draw=_draw_ridge, reference=_ridge,
     output=lnp_results.single_threaded, compare=lnp_results.fit, tolerance=_FIT_SAME,
-    mistakes=[(lambda *a: _ridge(*a, times=0.0), "this is the unpenalised fit: add alpha * (w @ w) to −log L and 2 * "
-               "alpha * w to its gradient."),
-              (lambda *a: _ridge(*a, times=0.5), "the penalty is α‖w‖² = alpha * (w @ w); its gradient is 2 * alpha "
-               "* w (you used half of it)."),
-              (lambda *a: _ridge(*a, times=2.0), "the penalty is α‖w‖² and its gradient 2 * alpha * w: yours is twice "
-               "too strong."),
-              (lambda c, *a: _ridge(c, *a, times=len(c) / 2), "glum and scikit-learn divide −log L by the number of "
-               "bins n and the ridge penalty by 2: to minimise −log L + α‖w‖² with them, pass alpha = 2 * alpha / n.")],
+    mistakes=[(functools.partial(_ridge, times=times), hint) for times, hint in (
+        (0.0, "this is the unpenalised fit: add alpha * (w @ w) to −log L and 2 * alpha * w to its gradient."),
+        (0.5, "the penalty is α‖w‖² = alpha * (w @ w); its gradient is 2 * alpha * w (you used half of it)."),
+        (2.0, "the penalty is α‖w‖² and its gradient 2 * alpha * w: yours is twice too strong."))]
+    + [(lambda c, *a: _ridge(c, *a, times=len(c) / 2), "glum and scikit-learn divide −log L by the number of bins n "
+        "and the ridge penalty by 2: to minimise −log L + α‖w‖² with them, pass alpha = 2 * alpha / n.")],
     success="{function} minimises −log L + α‖w‖² (a ridge-penalised Poisson GLM) on {n} problems."))
 
 
-def _plot_alphas(ws, alphas, shape, **style):
-    return _images(ws, [f"α = {a:g}" for a in alphas], shape, **style)
-
-
-register(FunctionCheck(
-    part="ex5-alpha-plots", points=0.5, function="plot_filters_by_alpha", seed=532, reference=_plot_alphas,
+register(_PLOT(
+    part="ex5-alpha-plots", function="plot_filters_by_alpha", seed=532,
+    reference=lambda ws, alphas, shape: _images(ws, [f"α = {a:g}" for a in alphas], shape),
     draw=lambda rng: [Case(([rng.normal(size=12) for _ in range(3)], [0.0, 10.0, 1000.0], (3, 4)),
-                           "3 filters of 12 pixels (3 × 4), alphas [0, 10, 1000]")],
-    output=figures.alpha_plots, mistakes=_mistakes(_plot_alphas, *_panel_faults("alpha", [(s, _SCALE.format(
-        " over all the filters", " and every panel the same scale: the shrinkage shows.")) for s in _SCALES]))
-    + [_NO_FIGURE],
+                           "3 filters of 12 pixels (3 × 4), alphas [0, 10, 1000]")], output=figures.alpha_plots,
     success="{function} shows one filter per alpha, in order, titled, on one diverging scale."))

@@ -1,10 +1,61 @@
 """Reading plots for the exercise checks; shipped in the student tree, so no reference. A plot's ``output`` is a
 normalised description of what matters in it (images as shown, the colour scale as booleans, lines found by the
-data they draw, labels), never its picture; ``core.compare_data`` compares it with the reference plot's."""
+data they draw, labels), never its picture; :func:`compare` fails at its first property unlike the reference's,
+with that property's hint (a wrong image: how it is the expected one laid out wrongly)."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from course_lib.checks.core import CheckFailure, compare_data
+
+_SCALE = ("pass vmin=-m, vmax=m with m the largest |w|{}, and a diverging colormap (cmap='RdBu_r'), so that zero "
+          "weight has one colour{}")
+#: The hint of each property of a plot's description (for images: when some are missing).
+HINTS = {
+    "a Figure returned": "create it with fig, axes = plt.subplots(...) and return the Figure.",
+    "images on the Axes given": "draw it on the Axes given, with ax.imshow(...).",
+    "images of u1": "show u1 as an image on the first Axes: ax.imshow(u1.reshape(frame_shape)).",
+    **{key: hint for per in ("lag", "alpha") for key, hint in (
+        (f"images, one per {per}", f"make one Axes per {per}, plt.subplots(1, n), and imshow each, in order."),
+        (f"panels titled with their {per}", f"title each panel with its {per}, e.g. f'{per} {{{per}:g}}'."))},
+    "one colour scale for all panels": _SCALE.format(" over all the filters", " and every panel the same scale: "
+                                                                               "the shrinkage shows."),
+    "a colour scale centred on zero covering max |w|": _SCALE.format(" (np.abs(w).max(); over all the panels if "
+                                                                     "there are several)", "."),
+    "a diverging colormap": "use a diverging colormap (cmap='RdBu_r'), so that zero weight has one, neutral colour.",
+    **dict.fromkeys([f"a line of {y} against time in seconds" for y in "cr"], "plot c and r against time in seconds: "
+                    "the bin index times dt."),
+    "a line of v1 against the lag times": "ax.plot(lag_times, v1) on a second Axes.",
+    "a title and both axis labels": "every figure needs a title and axis labels with units.",
+    "a legend naming both lines": "label each line (label=...) and call ax.legend().",
+}
+
+
+def _same(a, b) -> bool:
+    return np.shape(a) == np.shape(b) and np.allclose(np.asarray(a, dtype=float), b)
+
+
+_LAYOUTS = [  # (whether a shown image is the expected one laid out so, hint)
+    (lambda g, w: _same(g, w.T), "the image is transposed: reshape with w.reshape(rows, columns) and don't "
+                                 "transpose it."),
+    (lambda g, w: _same(g, np.reshape(w.ravel(), w.shape, order="F")),
+     "reshape in C (row-major) order, w.reshape(rows, columns), as the frames were flattened."),
+    (lambda g, w: _same(g.ravel(), w.ravel()), "reshape the flat vector to the frame's shape, frame_shape = (rows, "
+                                               "columns).")]
+
+
+def compare(got, expected, what, args) -> None:
+    """``core.compare_data`` of each property in turn: the first that differs fails with its hint."""
+    for key, want in expected.items():
+        try:
+            compare_data(got[key], want, f"{key} of {what}")
+        except CheckFailure as failure:
+            hint = HINTS.get(key, "")
+            if key.startswith("images") and len(got[key]) == len(want):  # all there: laid out wrongly?
+                pairs = [(np.asarray(g, dtype=float), np.asarray(w, dtype=float)) for g, w in zip(got[key], want)]
+                hint = next((h for laid_out, h in _LAYOUTS if all(laid_out(g, w) for g, w in pairs)), "")
+            raise CheckFailure(str(failure), hint) from None
 
 
 def _drawn(fn, args, describe, on_axes=False) -> dict:
@@ -31,25 +82,21 @@ def _diverging(cmap) -> bool:
                 and (light[2] > light[[0, -1]].max() + 0.2 or light[2] < light[[0, -1]].min() - 0.2))
 
 
-def _images(axes, per="", names=(), scale=False) -> dict:
-    """The images as shown, how many titles name their ``per`` (``names``, in order), and with ``scale`` whether
-    one diverging colour scale centred on zero covers max |w|."""
+def _images(axes, key, per="", names=(), scale=False) -> dict:
+    """The images as shown (under ``key``), with ``scale`` whether one diverging colour scale centred on zero
+    covers max |w|, and how many panels' titles name their ``per`` (``names``, in order)."""
     imgs = [(ax.get_title(), ax.get_images()[0]) for ax in axes if ax.get_images()]
     arrays = [np.ma.filled(np.ma.asarray(im.get_array(), dtype=float), np.nan) for _, im in imgs]
-    out = {"images": [a.tolist() for a in arrays]}
-    if per:
-        out[f"panels titled with their {per}"] = sum(name in title for (title, _), name in zip(imgs, names))
+    out = {key: [a.tolist() for a in arrays]}
     if scale:
         m, clims = max((np.nanmax(np.abs(a)) for a in arrays), default=np.nan), {im.get_clim() for _, im in imgs}
         out |= {"one colour scale for all panels": len(clims) == 1,
                 "a colour scale centred on zero covering max |w|": bool(clims) and all(
                     hi > 0 and abs(lo + hi) <= 1e-9 * hi and hi >= m * (1 - 1e-9) for lo, hi in clims),
                 "a diverging colormap": bool(imgs) and all(_diverging(im.cmap) for _, im in imgs)}
+    if per:
+        out[f"panels titled with their {per}"] = sum(name in title for (title, _), name in zip(imgs, names))
     return out
-
-
-def _same(a, b) -> bool:
-    return np.shape(a) == np.shape(b) and np.allclose(np.asarray(a, dtype=float), b)
 
 
 def _line(axes, y, xs):
@@ -69,22 +116,22 @@ def response_plot(fn, args) -> dict:
     t = (np.arange(len(c)) * dt, (np.arange(len(c)) + 0.5) * dt)
 
     def describe(axes):
-        legend = axes[0].get_legend()
         return {f"a line of {k} against time in seconds": _line(axes, y, t) is not None
                 for k, y in (("c", c), ("r", r))} | _labelled(axes[0]) | {
-            "a legend naming both lines": legend is not None and len(legend.get_texts()) >= 2}
+            "a legend naming both lines": len(getattr(axes[0].get_legend(), "texts", ())) >= 2}
     return _drawn(fn, args, describe, on_axes=True)
 
 
 def rf_plot(fn, args) -> dict:
     """plot_rf(ax, w, shape): the image as shown, its colour scale, the labels."""
-    return _drawn(fn, args, lambda axes: _images(axes, scale=True) | _labelled(axes[0]), on_axes=True)
+    return _drawn(fn, args, lambda axes: _images(axes, "images on the Axes given", scale=True) | _labelled(axes[0]),
+                  on_axes=True)
 
 
 def lagged_plots(fn, args) -> dict:
     """plot_lagged_filters(W, shape, lags): the returned Figure's images, titled with their lags."""
     lags = [str(lag) for lag in args[2]]
-    return _drawn(fn, args, lambda axes: _images(axes, "lag", lags))
+    return _drawn(fn, args, lambda axes: _images(axes, "images, one per lag", "lag", lags))
 
 
 def space_time_plots(fn, args) -> dict:
@@ -93,11 +140,11 @@ def space_time_plots(fn, args) -> dict:
 
     def describe(axes):
         ax = _line(axes, v, [lag_times])
-        return _images(axes) | {"a line of v1 against the lag times": ax is not None} | _labelled(ax)
+        return _images(axes, "images of u1") | {"a line of v1 against the lag times": ax is not None} | _labelled(ax)
     return _drawn(fn, args, describe)
 
 
 def alpha_plots(fn, args) -> dict:
     """plot_filters_by_alpha(ws, alphas, shape): the Figure's images, titled with their alphas, and their scale."""
     alphas = [f"{a:g}" for a in args[1]]
-    return _drawn(fn, args, lambda axes: _images(axes, "alpha", alphas, scale=True))
+    return _drawn(fn, args, lambda axes: _images(axes, "images, one per alpha", "alpha", alphas, scale=True))

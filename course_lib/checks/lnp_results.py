@@ -1,7 +1,6 @@
 """Reading and comparing exercise 5's LNP results (sampler, likelihood, fits); shipped, so no reference.
 ``output`` functions record an answer's result as plain data (a fit also each ``scipy.optimize.minimize``
-call's ``x0`` and ``jac``); ``compare`` functions test properties or compare with the expected data.
-"""
+call's ``x0`` and ``jac``); ``compare`` functions test properties or compare with the expected data."""
 
 from __future__ import annotations
 
@@ -14,8 +13,7 @@ import numpy as np
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from course_lib.checks.core import (CheckFailure, Returned, compare_arrays, compare_data, first_failure, fmt,
-                                    to_data)
+from course_lib.checks.core import Returned, compare_arrays, compare_data, first_failure, fmt, to_data
 
 HINT_DOT = ("the drive of frame t is the dot product wᵀs_t = s @ w (a sum over pixels); you multiplied w and s "
             "element-wise and averaged.")
@@ -87,9 +85,8 @@ def negloglik(got, expected, what, args) -> None:
     (f, g), (f2, _) = (_arrays(got[k], expected[k], what) for k in ("at w", "moved"))
     want_f, want_g = (Returned.from_data(item).array for item in expected["at w"]["items"])
     first_failure([
-        (f == f2, f"values: f from {what} should change with w, got {float(f):.8g} at two w", "negloglik returns the "
-         "same value for different w: it ignores its argument w and uses a global variable (the true w?). Compute "
-         "everything from the arguments."),
+        (f == f2, f"values: f from {what} should change with w, got {float(f):.8g} at two w", "negloglik ignores its "
+         "argument w and uses a global variable (the true w?): compute everything from the arguments."),
         (abs(f - want_f) > 2e-5 * max(abs(want_f), 1.0), f"values: f from {what} should be {float(want_f):.8g}, got "
                                                          f"{float(f):.8g}", ""),
         (not np.allclose(g, want_g, rtol=1e-4, atol=1e-5 * np.abs(want_g).max()), f"values: grad from {what} should "
@@ -97,9 +94,8 @@ def negloglik(got, expected, what, args) -> None:
 
 
 def fitted(fn, args) -> dict:
-    """fit_rf(c, s, dt, R) = ``fn(*args[:4])`` (``args[4]`` is the true w) and the ``[x0, jac]`` of its last
-    20 ``scipy.optimize.minimize`` calls, however it was imported; BLAS on one thread, as for every fit
-    here: idle OpenBLAS threads otherwise slow a small fit tenfold on 2 busy cores."""
+    """fit_rf(c, s, dt, R) = ``fn(*args[:4])`` (``args[4]`` is the true w) as :func:`single_threaded`, and the
+    ``[x0, jac]`` of its last 20 ``scipy.optimize.minimize`` calls, however it was imported."""
     from scipy.optimize import minimize
 
     code, calls, previous = inspect.unwrap(minimize).__code__, [], sys.getprofile()  # (a decorated minimize too)
@@ -110,17 +106,17 @@ def fitted(fn, args) -> dict:
         elif frame.f_code is code and event == "return" and result is not None:
             calls[-1][1] = np.ravel(np.asarray(result.get("jac", np.nan), dtype=float)).tolist()
 
-    with threadpool_limits(1, user_api="blas"):
-        sys.setprofile(watch)
-        try:
-            w = fn(*args[:4])
-        finally:
-            sys.setprofile(previous)
-    return {"w": to_data(w), "calls": calls[-20:]}
+    sys.setprofile(watch)
+    try:
+        out = single_threaded(fn, args[:4])
+    finally:
+        sys.setprofile(previous)
+    return out | {"calls": calls[-20:]}
 
 
 def single_threaded(fn, args) -> dict:
-    """``fn(*args)``, a fit, as plain data, with BLAS on one thread (see :func:`fitted`)."""
+    """``fn(*args)``, a fit, as plain data, with BLAS on one thread, as for every fit here: idle OpenBLAS
+    threads otherwise slow a small fit tenfold on 2 busy cores."""
     with threadpool_limits(1, user_api="blas"):
         return {"w": to_data(fn(*args))}
 
@@ -134,15 +130,8 @@ def fit(got, expected, what, args) -> None:
     the optimiser's jac, a normalised, flipped or shrunk estimate, or one still at x0."""
     want, w = Returned.from_data(expected["w"]).array, Returned.from_data(got["w"])
     compare_arrays(w, want, what, *_ANY)
-    w, calls = w.array, got.get("calls", [])
+    w, calls, total = w.array, got.get("calls", []), want.sum()
     x0s = [np.asarray(x0, dtype=float) for x0, _ in calls]
-    first_failure([(any(x0.shape == w.shape and np.std(x0) > 0 and np.corrcoef(x0, args[4])[0, 1] > 0.999
-                        for x0 in x0s), f"start: {what} should start the optimiser without knowing the true "
-                    "receptive field; your x0 is it (up to scale)", "your optimiser starts at the true receptive "
-                    "field, which real data never give you: start from zeros, np.zeros(P); use the arguments.")])
-    if _rel(w, want) < FIT_TOL:
-        return
-    norm, total = np.linalg.norm(w) / np.linalg.norm(want), want.sum()
     with np.errstate(all="ignore"):
         hints = [] if "calls" not in got else [
             (any(np.array_equal(w, jac) for _, jac in calls), "you returned the optimiser's jac, the gradient "
@@ -150,9 +139,14 @@ def fit(got, expected, what, args) -> None:
             (abs(total) > 1e-12 and _rel(w, want / total) < 1e-2, "you normalised the estimate by its sum; the "
              "maximum-likelihood estimate has its own scale and sign, so give res.x as it is."),
             (_rel(w, -want) < 1e-2, "your estimate has the wrong sign: minimise −log L, don't maximise it."),
-            (norm < 1 and np.corrcoef(w, want)[0, 1] > 0.9, "your estimate is shrunk towards zero: a penalised "
-             "(ridge) fit, or an optimiser stopped early; the maximum-likelihood estimate minimises −log L alone."),
+            (w @ w < want @ want and np.corrcoef(w, want)[0, 1] > 0.9, "your estimate is shrunk towards zero: a "
+             "penalised (ridge) fit, or an optimiser stopped early; maximum likelihood minimises −log L alone."),
             (any(x0.shape == w.shape and np.allclose(w, x0) for x0 in x0s), "the optimiser did not move from x0: "
              "check that your objective changes with w and returns (f, grad) when you pass jac=True.")]
-    raise CheckFailure(f"values: {what} should be {fmt(want)} (within {FIT_TOL:g} relative), got {fmt(w)}",
-                       next((h for hit, h in hints if hit), ""))
+        first_failure([
+            (any(x0.shape == w.shape and np.std(x0) > 0 and np.corrcoef(x0, args[4])[0, 1] > 0.999 for x0 in x0s),
+             f"start: {what} should start the optimiser without knowing the true receptive field; your x0 is it (up "
+             "to scale)", "your optimiser starts at the true receptive field, which real data never give you: start "
+             "from zeros, np.zeros(P); use the arguments."),
+            (_rel(w, want) >= FIT_TOL, f"values: {what} should be {fmt(want)} (within {FIT_TOL:g} relative), got "
+                                       f"{fmt(w)}", next((h for hit, h in hints if hit), ""))])
