@@ -13,8 +13,6 @@ package nor memorising the public cases earns a point. The ``exNN`` modules hold
 tree they are absent and ``public.json`` holds the public cases with the outputs to judge them against.
 """
 
-from __future__ import annotations
-
 import importlib as _importlib
 import json as _json
 import pkgutil as _pkgutil

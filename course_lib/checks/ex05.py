@@ -2,8 +2,6 @@ r"""Checks of exercise 5 (LNP receptive fields: counts c_t ~ Poisson(exp(wᵀs_t
 common mistakes get their own hints, as declared mistakes or from the shipped readers and comparisons
 (:mod:`~course_lib.checks.lnp_results`, :mod:`~course_lib.checks.figures`); references from :mod:`course_lib.lnp`."""
 
-from __future__ import annotations
-
 import functools
 import warnings
 

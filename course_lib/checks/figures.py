@@ -3,8 +3,6 @@ normalised description of what matters in it (images as shown, the colour scale 
 data they draw, labels), never its picture; :func:`compare` fails at its first property unlike the reference's,
 with that property's hint (a wrong image: how it is the expected one laid out wrongly)."""
 
-from __future__ import annotations
-
 import numpy as np
 
 from course_lib.checks.core import CheckFailure, compare_data

@@ -2,8 +2,6 @@
 ``output`` functions record an answer's result as plain data (a fit also each ``scipy.optimize.minimize``
 call's ``x0`` and ``jac``); ``compare`` functions test properties or compare with the expected data."""
 
-from __future__ import annotations
-
 import copy
 import inspect
 import math
