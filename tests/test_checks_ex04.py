@@ -20,13 +20,11 @@ from course_lib.mixed import lmer
 from verdicts import assert_fails_with_hint, assert_full_points  # tests/verdicts.py
 
 
-def _scalars():
-    mu_alpha = numpyro.sample("mu_alpha", dist.Normal(4.0, 2.0))
-    sigma_alpha = numpyro.sample("sigma_alpha", dist.HalfNormal(1.0))
-    beta = numpyro.sample("beta", dist.Normal(0.0, 1.0))
-    sigma_beta = numpyro.sample("sigma_beta", dist.HalfNormal(0.5))
-    sigma = numpyro.sample("sigma", dist.HalfNormal(1.0))
-    return mu_alpha, sigma_alpha, beta, sigma_beta, sigma
+def _scalars(**other_priors):
+    """The five scalars with the task's priors, or with ``other_priors`` (a mistake)."""
+    task = {"mu_alpha": dist.Normal(4.0, 2.0), "sigma_alpha": dist.HalfNormal(1.0), "beta": dist.Normal(0.0, 1.0),
+            "sigma_beta": dist.HalfNormal(0.5), "sigma": dist.HalfNormal(1.0)}
+    return tuple(numpyro.sample(name, other_priors.get(name, prior)) for name, prior in task.items())
 
 
 def model(stim, mouse, n_mice, y=None):
@@ -42,10 +40,10 @@ def model(stim, mouse, n_mice, y=None):
 
 
 def _centred(n_plate=None, sd_effect=lambda s: s, sd=lambda s: s, likelihood=dist.Normal, observed=True,
-             mean=lambda alpha, beta_mouse, mouse, stim, mu_alpha: alpha[mouse] + beta_mouse[mouse] * stim):
+             mean=lambda alpha, beta_mouse, mouse, stim, mu_alpha: alpha[mouse] + beta_mouse[mouse] * stim, priors=None):
     """The centred model (a valid answer); each argument changes one thing in it (a mistake)."""
     def centred(stim, mouse, n_mice, y=None):
-        mu_alpha, sigma_alpha, beta, sigma_beta, sigma = _scalars()
+        mu_alpha, sigma_alpha, beta, sigma_beta, sigma = _scalars(**(priors or {}))
         with numpyro.plate("mice", n_mice if n_plate is None else n_plate):
             alpha = numpyro.sample("alpha", dist.Normal(mu_alpha, sigma_alpha))
             beta_mouse = numpyro.sample("beta_mouse", dist.Normal(beta, sd_effect(sigma_beta)))
@@ -66,6 +64,11 @@ model_no_intercepts = _centred(mean=lambda alpha, beta_mouse, mouse, stim, mu: m
 # mistakes the check does not know: the effect subtracted; a Student-t likelihood the task does not ask for
 model_wrong_sign = _centred(mean=lambda alpha, beta_mouse, mouse, stim, mu: alpha[mouse] - beta_mouse[mouse] * stim)
 model_student_t = _centred(likelihood=lambda loc, scale: dist.StudentT(4.0, loc, scale))
+# priors other than the task's table: a heavier tail, a vaguer effect, another family, another centre
+model_half_cauchy_sigma = _centred(priors={"sigma": dist.HalfCauchy(1.0)})
+model_vague_beta = _centred(priors={"beta": dist.Normal(0.0, 10.0)})
+model_exponential_sigma_alpha = _centred(priors={"sigma_alpha": dist.Exponential(1.0)})
+model_mu_alpha_at_zero = _centred(priors={"mu_alpha": dist.Normal(0.0, 2.0)})
 
 
 def model_random_intercept(stim, mouse, n_mice, y=None):
@@ -199,6 +202,10 @@ MISTAKES = [
     ("ex4-model", model_fixed_size, "n_mice"),
     ("ex4-model", model_sigma_alpha_per_mouse, "one number: sample it outside any plate"),
     ("ex4-model", model_wrong_sign, ""),
+    ("ex4-model", model_half_cauchy_sigma, "give sigma the task's prior, dist.HalfNormal(1)"),
+    ("ex4-model", model_vague_beta, "give beta the task's prior, dist.Normal(0, 1)"),
+    ("ex4-model", model_exponential_sigma_alpha, "give sigma_alpha the task's prior, dist.HalfNormal(1)"),
+    ("ex4-model", model_mu_alpha_at_zero, "give mu_alpha the task's prior, dist.Normal(4, 2)"),
     ("ex4-model", model_student_t, ""),
     ("ex4-hdi", lambda d, prob=0.94: tuple(np.quantile(d, [(1 - prob) / 2, (1 + prob) / 2])), "equal-tailed"),
     ("ex4-hdi", lambda d, prob=0.94: hdi(d, 0.95), "95% HDI"),

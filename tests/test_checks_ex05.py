@@ -419,6 +419,17 @@ def test_response_plot_at_bin_centres_passes():
     assert_full_points("ex5-response-plot", centres)
 
 
+def test_response_plot_with_a_figure_legend_passes():
+    def figure_legend(ax, c, r, dt):
+        t = np.arange(len(c)) * dt
+        ax.plot(t, c, label="observed")
+        ax.plot(t, r, label="expected")
+        ax.set(title="t", xlabel="time (s)", ylabel="count")
+        ax.figure.legend()
+
+    assert_full_points("ex5-response-plot", figure_legend)
+
+
 @pytest.mark.parametrize("cmap", ["viridis", "gray", "jet"])
 def test_rf_plot_without_a_diverging_colormap_fails_with_its_hint(cmap):
     def plot(ax, w, shape):

@@ -116,7 +116,8 @@ def response_plot(fn, args) -> dict:
     def describe(axes):
         return {f"a line of {k} against time in seconds": _line(axes, y, t) is not None
                 for k, y in (("c", c), ("r", r))} | _labelled(axes[0]) | {
-            "a legend naming both lines": len(getattr(axes[0].get_legend(), "texts", ())) >= 2}
+            "a legend naming both lines": any(len(getattr(legend, "texts", ())) >= 2  # the Axes' or the Figure's
+                                              for legend in (axes[0].get_legend(), *axes[0].figure.legends))}
     return _drawn(fn, args, describe, on_axes=True)
 
 

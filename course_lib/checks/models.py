@@ -8,6 +8,7 @@ import numpy as np
 from course_lib.checks.core import CheckFailure, compare_data, first_failure
 
 SCALARS, PER_MOUSE = ("mu_alpha", "sigma_alpha", "beta", "sigma_beta", "sigma"), ("alpha", "beta_mouse")
+PRIORS = dict(zip(SCALARS, ("Normal(4, 2)", "HalfNormal(1)", "Normal(0, 1)", "HalfNormal(0.5)", "HalfNormal(1)")))
 _ALPHA = "alpha = mu_alpha + sigma_alpha * z, and use alpha[mouse] in the mean"
 _BETA = "beta_mouse = beta + sigma_beta * w (w ~ N(0, 1) in the mice plate); use beta_mouse[mouse] * stim in the mean"
 PSEUDO = ("one effect for every mouse treats the trials as replicates of the effect (pseudo-replication): the unit "
@@ -50,7 +51,8 @@ def _run(model, args, fixed: dict):
 
 def model_output(model, args) -> dict:
     """``model`` on one case: its sites' shapes (None: absent), observed sites, whether moving each scalar changes the
-    log density of y (+0.25 or +0.6: one move can land where it is the same), the per-mouse values, that density."""
+    log density of y (+0.25 or +0.6: one move can land where it is the same), the scalars' log prior densities at
+    their values, the per-mouse values, and the log density of y."""
     fixed = {k: np.float32(args[4][k]) for k in SCALARS}
     trace, base = _run(model, args, fixed)
     sites = {k: list(v["fn"].shape(v["kwargs"].get("sample_shape", ())) if "fn" in v else np.shape(v["value"]))
@@ -60,12 +62,14 @@ def model_output(model, args) -> dict:
             "levels": {k: base is not None and k in sites and any(
                 abs(_run(model, args, dict(fixed, **{k: fixed[k] + np.float32(s)}))[1] - base) > 1e-3
                 for s in (0.25, 0.6)) for k in SCALARS},
+            "priors": {k: float(np.sum(_call(trace[k]["fn"], "log_prob", trace[k]["value"])))
+                       if "fn" in trace.get(k, {}) else None for k in SCALARS},
             "values": {k: np.ravel(trace[k]["value"]).tolist() if k in trace else None for k in PER_MOUSE},
             "loglik": base}
 
 
 def compare_model(got, expected, what: str, args) -> None:
-    """An observed y, the task's sites and their shapes, the levels reaching the likelihood, then the values."""
+    """An observed y, the task's sites and their shapes, the levels reaching the likelihood, the priors, the values."""
     if got["observed"] != "y":
         raise CheckFailure(f"sites: {what} should observe a site 'y', got {got['observed'] or 'none'!r}",
                            'the likelihood is numpyro.sample("y", ..., obs=y).')
@@ -80,5 +84,11 @@ def compare_model(got, expected, what: str, args) -> None:
                                f"{'none' if came is None else tuple(came)}", hint)
     first_failure((got["levels"][name] is not True, f"levels: moving {name} should change the density of y under "
                    f"{what}, but does not", f"{name} never reaches the likelihood: {USE[name]}.") for name in SCALARS)
+    for name in SCALARS:  # the priors of the task's table
+        try:
+            compare_data(got["priors"][name], expected["priors"][name], f"the log prior density of {name} under {what}",
+                         rtol=1e-4, atol=1e-4)
+        except CheckFailure as failure:
+            raise CheckFailure(str(failure), f"give {name} the task's prior, dist.{PRIORS[name]}.") from None
     compare_data(got["values"], expected["values"], what, rtol=1e-4, atol=1e-5)
     compare_data(got["loglik"], expected["loglik"], f"the log density of y under {what}", rtol=1e-4, atol=1e-4)
