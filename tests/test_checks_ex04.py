@@ -71,6 +71,39 @@ model_exponential_sigma_alpha = _centred(priors={"sigma_alpha": dist.Exponential
 model_mu_alpha_at_zero = _centred(priors={"mu_alpha": dist.Normal(0.0, 2.0)})
 
 
+def _non_centred(draws=lambda n_mice: (numpyro.sample("z", dist.Normal(0.0, 1.0)),
+                                       numpyro.sample("w", dist.Normal(0.0, 1.0)))):
+    """The non-centred model with the standard draws (z, w) made by ``draws`` in the plate of mice."""
+    def non_centred(stim, mouse, n_mice, y=None):
+        mu_alpha, sigma_alpha, beta, sigma_beta, sigma = _scalars()
+        with numpyro.plate("mice", n_mice):
+            z, w = draws(n_mice)
+        alpha = numpyro.deterministic("alpha", mu_alpha + sigma_alpha * z)
+        beta_mouse = numpyro.deterministic("beta_mouse", beta + sigma_beta * w)
+        numpyro.sample("y", dist.Normal(alpha[mouse] + beta_mouse[mouse] * stim, sigma), obs=y)
+    return non_centred
+
+
+# z reused for the effects (a copy-paste slip): intercept and effect perfectly correlated
+model_z_twice = _non_centred(lambda n: (lambda z: (z, z))(numpyro.sample("z", dist.Normal(0.0, 1.0))))
+model_w_drawn_first = _non_centred(lambda n: (lambda w: (numpyro.sample("z", dist.Normal(0.0, 1.0)), w))(
+    numpyro.sample("w", dist.Normal(0.0, 1.0))))
+model_stacked_draws = _non_centred(lambda n: (lambda zw: (zw[:, 0], zw[:, 1]))(
+    numpyro.sample("zw", dist.Normal(0.0, 1.0).expand([2]).to_event(1))))
+
+
+def model_fixed_effect_spread(stim, mouse, n_mice, y=None):
+    """Each mouse its own effect, but their spread fixed at 0.5 (no sigma_beta site)."""
+    mu_alpha = numpyro.sample("mu_alpha", dist.Normal(4.0, 2.0))
+    sigma_alpha = numpyro.sample("sigma_alpha", dist.HalfNormal(1.0))
+    beta = numpyro.sample("beta", dist.Normal(0.0, 1.0))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(1.0))
+    with numpyro.plate("mice", n_mice):
+        alpha = numpyro.sample("alpha", dist.Normal(mu_alpha, sigma_alpha))
+        beta_mouse = numpyro.sample("beta_mouse", dist.Normal(beta, 0.5))
+    numpyro.sample("y", dist.Normal(alpha[mouse] + beta_mouse[mouse] * stim, sigma), obs=y)
+
+
 def model_random_intercept(stim, mouse, n_mice, y=None):
     """The pseudo-replicated (1 | mouse) model: one effect for every mouse."""
     mu_alpha = numpyro.sample("mu_alpha", dist.Normal(4.0, 2.0))
@@ -180,6 +213,8 @@ VALID = [
     ("ex4-model", model_centred),
     ("ex4-model", model_expanded),
     ("ex4-model", model_centred_float32),
+    ("ex4-model", model_w_drawn_first),
+    ("ex4-model", model_stacked_draws),
     ("ex4-hdi", hdi_arviz_count),
     ("ex4-hdi", lambda d, prob=0.94: np.asarray(hdi(np.asarray(d, dtype=np.float32), prob), dtype=np.float32)),
     ("ex4-lme", lambda df: list(lme_effect(df))),
@@ -202,6 +237,8 @@ MISTAKES = [
     ("ex4-model", model_fixed_size, "n_mice"),
     ("ex4-model", model_sigma_alpha_per_mouse, "one number: sample it outside any plate"),
     ("ex4-model", model_wrong_sign, ""),
+    ("ex4-model", model_z_twice, "beta_mouse needs its own standard draw"),
+    ("ex4-model", model_fixed_effect_spread, "sample sigma_beta with its prior, dist.HalfNormal(0.5)"),
     ("ex4-model", model_half_cauchy_sigma, "give sigma the task's prior, dist.HalfNormal(1)"),
     ("ex4-model", model_vague_beta, "give beta the task's prior, dist.Normal(0, 1)"),
     ("ex4-model", model_exponential_sigma_alpha, "give sigma_alpha the task's prior, dist.HalfNormal(1)"),

@@ -27,8 +27,9 @@ def _call(d, method: str, x):
         return getattr(d, method)(x)
 
 
-def _run(model, args, fixed: dict):
-    """``model``'s trace, ``fixed`` sites at their values, other latents at prior quantiles at u; log p(y) (or None)."""
+def _run(model, args, fixed: dict, nudged: str = ""):
+    """``model``'s trace, ``fixed`` sites at their values, other latents at prior quantiles at u (one per mouse, along
+    the first axis; the first entry of the site ``nudged`` moved by 0.5); and log p(y) (or None)."""
     from numpyro import distributions as dist, handlers
 
     def at_quantile(site):
@@ -41,8 +42,12 @@ def _run(model, args, fixed: dict):
         try:  # a scalar prior's quantiles at one size for every case: jax compiles them once, not per number of mice
             q = np.asarray(_call(base, "icdf", np.resize(u, max(8, u.size) if scalar else shape)))
         except NotImplementedError:
-            raise ValueError(f"the check sets {site['name']!r} at quantiles of its prior, which has none") from None
-        return np.resize(q[: u.size] if scalar else q, shape)
+            raise ValueError(f"{site['name']!r} has no quantile function: draw alpha and beta_mouse (or z and w) from "
+                             "Normal distributions, as the task does") from None
+        q = q[: u.size] if scalar else q
+        q = np.broadcast_to(q.reshape(-1, *[1] * (len(shape) - 1)), shape) if scalar and shape[:1] == (u.size,) \
+            else np.resize(q, shape)
+        return (q + 0.5 * (np.arange(q.size).reshape(shape) == 0)).astype(q.dtype) if site["name"] == nudged else q
 
     trace = handlers.trace(handlers.substitute(model, substitute_fn=at_quantile)).get_trace(*args[:3], y=args[3])
     y = trace.get("y", {})
@@ -51,8 +56,8 @@ def _run(model, args, fixed: dict):
 
 def model_output(model, args) -> dict:
     """``model`` on one case: its sites' shapes (None: absent), observed sites, whether moving each scalar changes the
-    log density of y (+0.25 or +0.6: one move can land where it is the same), the scalars' log prior densities at
-    their values, the per-mouse values, and the log density of y."""
+    log density of y (+0.25 or +0.6: one move can land where it is the same), whether moving one mouse's standard draw
+    moves its alpha and beta_mouse both, the scalars' log prior densities, the per-mouse values, log p(y)."""
     fixed = {k: np.float32(args[4][k]) for k in SCALARS}
     trace, base = _run(model, args, fixed)
     sites = {k: list(v["fn"].shape(v["kwargs"].get("sample_shape", ())) if "fn" in v else np.shape(v["value"]))
@@ -62,6 +67,10 @@ def model_output(model, args) -> dict:
             "levels": {k: base is not None and k in sites and any(
                 abs(_run(model, args, dict(fixed, **{k: fixed[k] + np.float32(s)}))[1] - base) > 1e-3
                 for s in (0.25, 0.6)) for k in SCALARS},
+            "one draw for both": any(all(not np.allclose(moved[k]["value"], trace[k]["value"]) for k in PER_MOUSE)
+                                     for moved in (_run(model, args, fixed, site)[0] for site, v in trace.items()
+                                                   if v["type"] == "sample" and not v["is_observed"]
+                                                   and site not in SCALARS) if all(k in moved for k in PER_MOUSE)),
             "priors": {k: float(np.sum(_call(trace[k]["fn"], "log_prob", trace[k]["value"])))
                        if "fn" in trace.get(k, {}) else None for k in SCALARS},
             "values": {k: np.ravel(trace[k]["value"]).tolist() if k in trace else None for k in PER_MOUSE},
@@ -75,8 +84,11 @@ def compare_model(got, expected, what: str, args) -> None:
                            'the likelihood is numpyro.sample("y", ..., obs=y).')
     for name in ("sigma_beta", *expected["sites"]):  # no sigma_beta first: one effect for all mice
         if (came := got["sites"].get(name)) != (shape := expected["sites"][name]):
-            hint = (PSEUDO if name == "sigma_beta" and came is None else 'name the sites as the task does, '
-                    'numpyro.deterministic("alpha", ...) when non-centred.' if came is None
+            hint = (PSEUDO if name == "sigma_beta" and came is None and not got["sites"].get("beta_mouse")
+                    else f"sample {name} with its prior, dist.{PRIORS[name]}, under the name the task gives it: the "
+                    "model estimates it." if came is None and name in SCALARS
+                    else 'name the sites as the task does, numpyro.deterministic("alpha", ...) when non-centred.'
+                    if came is None
                     else f"{name} is one number: sample it outside any plate." if not shape
                     else "one value per trial: the mean is alpha[mouse] + beta_mouse[mouse] * stim." if name == "y"
                     else 'one value per mouse: numpyro.plate("mice", n_mice).')
@@ -84,6 +96,10 @@ def compare_model(got, expected, what: str, args) -> None:
                                f"{'none' if came is None else tuple(came)}", hint)
     first_failure((got["levels"][name] is not True, f"levels: moving {name} should change the density of y under "
                    f"{what}, but does not", f"{name} never reaches the likelihood: {USE[name]}.") for name in SCALARS)
+    if got["one draw for both"] is not False:
+        raise CheckFailure(f"draws: {what} should give each mouse's intercept and effect their own draws, but one "
+                           "draw moves both", "beta_mouse needs its own standard draw, w ~ N(0, 1) in the plate of "
+                           "mice, independent of z: beta_mouse = beta + sigma_beta * w.")
     for name in SCALARS:  # the priors of the task's table
         try:
             compare_data(got["priors"][name], expected["priors"][name], f"the log prior density of {name} under {what}",
