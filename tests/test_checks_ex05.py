@@ -308,6 +308,18 @@ def test_sampler_with_standard_deviation_v_and_without_poisson_noise_get_hints()
     verdict = checks.run("ex5-sampler", unseeded)
     assert verdict.status == "failed" and "default_rng(seed)" in verdict.hint
 
+    def fixed_seed(w, n_t, dt, R, v, seed):  # the seed argument ignored: every call the same draw
+        return sample_lnp(w, n_t, dt, R, v, 0)
+
+    verdict = checks.run("ex5-sampler", fixed_seed)
+    assert verdict.status == "failed" and "from the seed argument" in verdict.hint
+
+    def normalised(w, n_t, dt, R, v, seed):  # w made a unit vector inside
+        return sample_lnp(w / np.linalg.norm(w), n_t, dt, R, v, seed)
+
+    verdict = checks.run("ex5-sampler", normalised)
+    assert verdict.status == "failed" and "don't normalise it" in verdict.hint
+
 
 def test_binning_without_the_last_edge_and_ridge_without_penalty_get_hints():
     verdict = checks.run("ex5-binning", lambda sp, tr, d: np.histogram(sp, bins=tr)[0])
@@ -529,6 +541,7 @@ def test_more_valid_alternatives_pass(part, answer):
 @pytest.mark.parametrize("part,wrong", [
     ("ex5-binning", lambda sp, tr, d: np.histogram(sp, bins=len(tr))[0]),  # equal-width bins
     ("ex5-binning", lambda sp, tr, d: bin_counts(sp, tr, d) / d),  # rates, not counts
+    ("ex5-binning", lambda sp, tr, d: bin_counts(sp, tr, 0.05)),  # the notebook's frame duration hard-coded
     ("ex5-ridge", lambda c, s, dt, R, alpha: fit_ridge(c, s, dt, R, 2 * alpha)),
     ("ex5-ridge", lambda c, s, dt, R, alpha: fit_ridge(c, s, dt, R, alpha) / np.abs(fit_ridge(c, s, dt, R, alpha)).max()),
     ("ex5-svd", lambda W: (np.linalg.svd(W - W.mean())[0][:, 0] * 2, np.linalg.svd(W - W.mean())[2][0], 1.0)),

@@ -24,10 +24,10 @@ def _seed(rng) -> int:
     return int(rng.integers(10**6))
 
 
-def _draw_sampler(rng):
+def _draw_sampler(rng):  # ‖w‖ is not 1, so that a sampler that normalises w fails
     w = rng.normal(size=9)
-    return [Case((lnp.gaussian_rf(3, 1.0), 2000, 0.1, 20.0, 1.0, _seed(rng)), "a 3 × 3 blob, 2000 bins, v = 1"),
-            Case((w / np.linalg.norm(w), 2000, 0.05, 40.0, 3.0, _seed(rng)), "9 random weights, dt = 0.05, v = 3")]
+    return [Case((1.5 * lnp.gaussian_rf(3, 1.0), 2000, 0.1, 20.0, 1.0, _seed(rng)), "a 3 × 3 blob, ‖w‖ = 1.5, v = 1"),
+            Case((0.7 * w / np.linalg.norm(w), 2000, 0.05, 40.0, 3.0, _seed(rng)), "9 random weights, ‖w‖ = 0.7, v = 3")]
 
 
 register(FunctionCheck(
@@ -114,17 +114,17 @@ register(_PLOT(
     success="{function} shows w as an image on a diverging scale centred on zero, labelled, for {n} inputs."))
 
 
-def _recording(rng, n):
-    """n frames of 50 ms; spikes around them, 3 at triggers and one where the last frame ends (in no frame)."""
-    triggers = np.round(2.0 + np.cumsum(np.r_[0, 0.05 + rng.normal(0, 4e-4, n - 1)]), 6)
-    end = triggers[-1] + 0.05
-    spikes = np.r_[rng.uniform(triggers[0] - 0.5, end + 0.5, 6 * n), triggers[rng.choice(n - 1, 3, False)], end]
-    return Case((np.round(np.sort(spikes), 6), triggers, 0.05), f"{n} frames of 50 ms, {spikes.size} spikes")
+def _recording(rng, n, d):
+    """n frames of d s; spikes (µs) around them, 3 at triggers, one late in the last frame, one where it ends."""
+    triggers = np.round(2.0 + np.cumsum(np.r_[0, d + rng.normal(0, d / 125, n - 1)]), 6)
+    around = np.r_[rng.uniform(triggers[0] - 0.5, triggers[-1] + d + 0.5, 6 * n), triggers[-1] + 0.75 * d]
+    spikes = np.sort(np.r_[np.round(around, 6), triggers[rng.choice(n - 1, 3, False)], triggers[-1] + d])
+    return Case((spikes, triggers, d), f"{n} frames of {1000 * d:g} ms, {spikes.size} spikes")
 
 
 register(FunctionCheck(
     part="ex5-binning", points=0.5, function="bin_counts", seed=511, reference=lnp.bin_spikes,
-    draw=lambda rng: [_recording(rng, n) for n in (12, 80)],
+    draw=lambda rng: [_recording(rng, 12, 0.05), _recording(rng, 80, float(rng.choice([0.02, 0.04, 0.1])))],
     mistakes=[(lambda sp, tr, d: np.r_[0, np.histogram(sp, bins=tr)[0]], "your counts are shifted by one frame: "
                "counts[k] must be the spikes between trigger k and trigger k + 1, so that it pairs with frame k."),
               (lambda sp, tr, d: np.histogram(sp, bins=tr)[0], "np.histogram with the n trigger times as edges gives "

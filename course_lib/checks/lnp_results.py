@@ -30,9 +30,9 @@ def _arrays(got, expected, what: str) -> list[np.ndarray]:
 
 
 def sampled(fn, args) -> dict:
-    """``fn(*args)`` as plain data, and whether a second call with the same seed repeats it."""
-    out = to_data(fn(*args))
-    return {"out": out, "repeatable": out == to_data(fn(*copy.deepcopy(args)))}
+    """``fn(*args)`` as plain data, whether a second call with the same seed repeats it, and one with another changes."""
+    out, other = to_data(fn(*args)), to_data(fn(*copy.deepcopy(args[:-1]), args[-1] + 1))
+    return {"out": out, "repeatable": out == to_data(fn(*copy.deepcopy(args))), "seeded": out != other}
 
 
 def sampler(got, expected, what, args) -> None:
@@ -48,7 +48,9 @@ def sampler(got, expected, what, args) -> None:
         pixels = np.abs(np.corrcoef(s.T)[~np.eye(w.size, dtype=bool)]).max()
         frames = abs(np.corrcoef(s[1:].ravel(), s[:-1].ravel())[0, 1])
         z, dispersion = (c - r).sum() / np.sqrt(r.sum()), np.mean((c[busy] - r[busy]) ** 2 / r[busy])
-        rates = ((np.exp((s * w).mean(axis=1)) * dt * R, HINT_DOT), (want / dt, _PER_BIN), (want / dt / R, _PER_BIN))
+        rates = ((np.exp((s * w).mean(axis=1)) * dt * R, HINT_DOT), (want / dt, _PER_BIN), (want / dt / R, _PER_BIN),
+                 (np.exp(s @ w / np.linalg.norm(w)) * dt * R, "use w as it is given, r_t = exp(wᵀs_t)·dt·R: don't "
+                                                              "normalise it."))
     sd = min(abs(var / v**2 - 1), abs(var / math.sqrt(v) - 1)) < 0.05
     first_failure([
         (not mixing <= 1.5, f"{bad} white noise of variance v = {v:g} in every frame; the spread of the frames' "
@@ -68,7 +70,9 @@ def sampler(got, expected, what, args) -> None:
          f"{what} should be whole counts drawn from Poisson(r), c − r of mean 0 and variance r; got {fmt(c)}, a "
          f"standardised mean of {z:.2f} and a variance/mean of {dispersion:.2f}", "draw them with rng.poisson(r)."),
         (got["repeatable"] is not True, f"values: {what} should give the same draw for the same seed", "make one "
-         "generator from the seed, np.random.default_rng(seed), and draw everything from it.")])
+         "generator from the seed, np.random.default_rng(seed), and draw everything from it."),
+        (got["seeded"] is not True, f"values: {what} should give another draw for another seed", "make the generator "
+         "from the seed argument, np.random.default_rng(seed): a fixed seed gives every call the same draw.")])
 
 
 def at_two_points(fn, args) -> dict:
