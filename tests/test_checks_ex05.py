@@ -674,7 +674,7 @@ def _rf(layout=lambda img: img, cmap="RdBu_r", labelled=True):
      "ax.plot(lag_times, v1)"),
     ("ex5-space-time-plots", lambda u, v, shape, lag_times: (lambda fig: (fig.axes[0].images[0].remove(), fig)[1])(
         _space_time()(u, v, shape, lag_times)), "ax.imshow(u1.reshape(frame_shape))"),
-    ("ex5-response-plot", lambda ax, c, r, dt: ax.plot(np.arange(len(c)) * dt, c), "plot c and r against time"),
+    ("ex5-response-plot", lambda ax, c, r, dt: ax.plot(np.arange(len(c)) * dt, c), "against time in seconds"),
 ])
 def test_any_combination_of_plot_faults_gets_the_hint_of_its_first(part, wrong, hint_words):
     assert_fails_with_hint(part, wrong, hint_words)
@@ -778,3 +778,64 @@ def test_bad_answers_get_a_verdict_never_a_traceback(part, bad):
     verdict = checks.run(part, bad)
     assert verdict.status in ("failed", "error") and verdict.points == 0 and verdict.message, verdict
     assert plt.get_fignums() == []
+
+
+def _labelled_response(draw):
+    """A response plot whose two lines ``draw(ax, c, r, dt)`` makes, with a title, axis labels and a legend."""
+    def plot(ax, c, r, dt):
+        draw(ax, c, r, dt)
+        ax.set(title="response", xlabel="time (s)", ylabel="spikes per bin")
+        ax.legend(["c", "r"])
+    return plot
+
+
+def _rf_image(**imshow):
+    """plot_rf drawing w.reshape(shape) on a centred diverging scale, with the given imshow options."""
+    def plot(ax, w, shape):
+        m = np.abs(w).max()
+        ax.imshow(np.asarray(w).reshape(shape), cmap="RdBu_r", vmin=-m, vmax=m, **imshow)
+        ax.set(title="w", xlabel="column", ylabel="row")
+    return plot
+
+
+def _titled_alphas(title):
+    """plot_filters_by_alpha with each panel titled ``title(alpha, alphas)``, on one centred diverging scale."""
+    def plot(ws, alphas, shape):
+        fig, axes = plt.subplots(1, len(ws), squeeze=False)
+        m = max(np.abs(w).max() for w in ws)
+        for ax, w, alpha in zip(axes[0], ws, alphas):
+            ax.imshow(np.reshape(w, shape), cmap="RdBu_r", vmin=-m, vmax=m)
+            ax.set_title(title(alpha, alphas))
+        return fig
+    return plot
+
+
+@pytest.mark.parametrize("part,answer", [
+    # step plots at the bins' ends, or over their n + 1 edges
+    ("ex5-response-plot", _labelled_response(lambda ax, c, r, dt: ax.step(
+        (np.arange(len(c)) + 1) * dt, np.c_[c, r], where="pre"))),
+    ("ex5-response-plot", _labelled_response(lambda ax, c, r, dt: ax.step(
+        np.arange(len(c) + 1) * dt, np.r_[np.c_[c, r], np.c_[c, r][-1:]], where="post"))),
+    # the same picture: the array flipped and drawn from the bottom, or the y axis turned back
+    ("ex5-rf-plot", lambda ax, w, shape: _rf_image(origin="lower")(ax, np.flipud(np.reshape(w, shape)).ravel(), shape)),
+    ("ex5-rf-plot", lambda ax, w, shape: (_rf_image(origin="lower")(ax, w, shape), ax.invert_yaxis())),
+    ("ex5-rf-plot", lambda ax, w, shape: _rf_image(extent=(0, shape[1], shape[0], 0))(ax, w, shape)),
+    # alpha written as 1e+03 or 1,000
+    ("ex5-alpha-plots", _titled_alphas(lambda a, alphas: f"α = {a:.2g}")),
+    ("ex5-alpha-plots", _titled_alphas(lambda a, alphas: f"alpha = {a:,.0f}")),
+])
+def test_plots_drawn_another_valid_way_pass(part, answer):
+    assert_full_points(part, answer)
+
+
+@pytest.mark.parametrize("part,wrong,hint_words", [
+    # pyplot's current Axes, not the one given: in the notebook, the other panel gets the plot
+    ("ex5-response-plot", lambda ax, c, r, dt: (plt.plot(np.arange(len(c)) * dt, np.c_[c, r]), plt.title("t"),
+                                                 plt.xlabel("time (s)"), plt.ylabel("n"), plt.legend(["c", "r"])),
+     "not plt.plot"),
+    ("ex5-rf-plot", lambda ax, w, shape: _rf_image()(plt.gca(), w, shape), "not plt.imshow"),
+    ("ex5-rf-plot", _rf_image(origin="lower"), "upside down"),
+    ("ex5-alpha-plots", _titled_alphas(lambda a, alphas: f"α in {list(alphas)}"), "title each panel with its alpha"),
+])
+def test_plots_on_the_wrong_axes_upside_down_or_titled_with_every_value_fail(part, wrong, hint_words):
+    assert_fails_with_hint(part, wrong, hint_words)
