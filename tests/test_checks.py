@@ -84,6 +84,21 @@ VALID = [
                                                .pivot_table(index="Subject", values="r", observed=True)["r"])),
 ]
 
+#: float32 arithmetic throughout: valid, within float32's precision (ms near 300 are ~3e-5 apart)
+FLOAT32 = {
+    "ex1-fit-ols": lambda X, y: np.linalg.solve(*(lambda X, y: (X.T @ X, X.T @ y))(X.astype(np.float32),
+                                                                                    y.astype(np.float32))),
+    "ex1-residuals-by-subject": lambda d, b: (d["Reaction"].astype("float32") - np.float32(b[0]) - np.float32(b[1])
+                                              * d["Days"].astype("float32")).groupby(d["Subject"], observed=True).mean(),
+}
+
+
+@pytest.mark.parametrize("part", sorted(FLOAT32))
+def test_float32_arithmetic_passes_the_public_and_the_hidden_cases(part):
+    for seed in (None, *range(12)):
+        verdict = checks.run(part, FLOAT32[part], seed=seed)
+        assert verdict.passed, (seed, verdict)
+
 
 @pytest.mark.parametrize("part,answer", VALID)
 def test_valid_alternative_gets_full_points(part, answer):
@@ -283,6 +298,25 @@ def test_memo_call_caches_no_failure():
         with pytest.raises(ValueError, match="no reference"):
             core.memo_call(reference, x)
     assert len(calls) == 2  # a failure is computed again, not remembered
+
+
+def test_days_as_a_list_and_a_number_as_a_length_1_array_get_advice_that_fixes_them():
+    # the notebook passes days as a list, which a list times a float cannot take
+    verdict = checks.run("ex1-predict", lambda beta, days: beta[0] + beta[1] * days)
+    assert verdict.status == "error" and "np.asarray(days)" in verdict.hint, verdict
+    verdict = checks.run("ex1-days-to-slow", lambda beta, ms: np.array([ms / beta[1]]))
+    assert verdict.status == "failed" and "one number, float(x)" in verdict.message, verdict
+
+
+def test_a_mistakes_hint_is_given_only_when_it_explains_every_failing_case():
+    from course_lib.checks.core import Case, FunctionCheck
+
+    chk = FunctionCheck(part="demo", points=1, function="f", reference=lambda x: x + 1, seed=1,
+                        draw=lambda rng: [Case((1.0,), "one"), Case((2.0,), "two")],
+                        mistakes=[(lambda x: x + 2 if x == 1.0 else x + 1, "off by one on the first case")])
+    assert chk.judge(chk.collect(lambda x: x + 2 if x == 1.0 else x + 1)).hint == "off by one on the first case"
+    verdict = chk.judge(chk.collect(lambda x: x + 2))  # equals the mistake on case one, but is wrong on two too
+    assert verdict.status == "failed" and verdict.hint == "" and "one" in verdict.message
 
 
 def test_drawn_cases_are_shared_read_only_and_students_get_writable_copies():

@@ -165,6 +165,8 @@ MISTAKES = [
      "'complete' pooling predictions"),
     ("ex3-predict-held-out",
      lambda tr, te, m: np.sort(predict_held_out(tr, te, m)), "wrong order"),
+    # lmer's own random intercepts, refitted: right only where the arguments are the fit's estimates
+    ("ex3-ranef-by-hand", lambda d, b, t, s: lmer(FIT_2, d).ranef["Subject"]["(Intercept)"], "not by refitting"),
 ]
 
 
@@ -195,6 +197,9 @@ VALID = [
     ("ex3-shrinkage-factor", lambda n, t, s: np.asarray(shrinkage_factor(n, t, s), dtype=np.float32)),
     ("ex3-ranef-by-hand", lambda d, b, t, s: ranef_by_hand(d, b, t, s).sort_index(ascending=False)),
     ("ex3-ranef-by-hand", lambda d, b, t, s: _groups(d, b).sum() * t / (_groups(d, b).size() * t + s)),
+    ("ex3-ranef-by-hand", lambda d, b, t, s: (lambda g: np.float32(t) / (np.float32(t) + np.float32(s) / g.size().astype(
+        "float32")) * g.mean())((d["Reaction"].astype("float32") - np.float32(b[0]) - np.float32(b[1])
+                                 * d["Days"].astype("float32")).groupby(d["Subject"], observed=True))),  # float32
     ("ex3-predict-held-out", lambda tr, te, m: list(predict_held_out(tr, te, m))),
     ("ex3-predict-held-out", lambda tr, te, m: predict_held_out(tr, te, m).astype(np.float32)),
 ]
@@ -245,6 +250,35 @@ def test_label_judge_rebuilds_the_verdict_from_plain_json():
     for label in ("fixed", "random"):  # a forged record of one label for every design fails
         assert not chk.judge({"outputs": [{"kind": "text", "value": label}] * 8}).passed
     assert not chk.judge({"outputs": [{"kind": "array", "shape": [2], "values": [1.0, 1.0]}] * 8}).passed
+
+
+def test_an_answer_that_is_always_fixed_is_told_so_not_blamed_for_the_4_level_boundary_on_any_seed():
+    for seed in (None, *range(20)):
+        verdict = checks.run("ex2-fixed-or-random", lambda d: "fixed", seed=seed)
+        assert verdict.status == "failed" and "sample of a larger population" in verdict.hint, (seed, verdict)
+        assert "4 levels are enough" not in verdict.hint, (seed, verdict)
+
+
+def test_a_rule_with_a_condition_inverted_gets_no_misleading_hint():
+    def inverted(d):  # random when the levels ARE the question
+        return "random" if d["levels_are_sample"] and d["levels_are_question"] and d["n_levels"] >= 4 else "fixed"
+
+    for seed in (None, *range(10)):
+        verdict = checks.run("ex2-fixed-or-random", inverted, seed=seed)
+        assert verdict.status == "failed" and verdict.hint == "", (seed, verdict)
+
+
+def test_held_out_predictions_by_index_label_fail_where_labels_are_not_positions():
+    def by_label(train, test, method):  # test.loc[k] for k in range(len(test)): labels taken for positions
+        pred = predict_held_out(train, test, method)
+        return np.array([pred[test.index.get_loc(k)] if k in test.index else np.nan for k in range(len(test))])
+
+    assert checks.run("ex3-predict-held-out", by_label).status == "failed"
+
+
+def test_shrinkage_factor_of_a_list_as_the_notebook_passes_it_gets_a_hint():
+    verdict = checks.run("ex3-shrinkage-factor", lambda n, tau2, sigma2: tau2 / (tau2 + sigma2 / n))
+    assert verdict.status == "error" and "np.asarray(n)" in verdict.hint, verdict
 
 
 def test_drawn_designs_cover_every_branch_of_the_rule():

@@ -50,6 +50,10 @@ def _no_pooling(d):
     (lambda d: stim_rate_ratio(d.assign(duration=1.0)), "offset(log(duration))"),
     (_no_pooling, "no pooling"),
     (lambda d: stim_rate_ratio(d)[::-1], "wrong order"),
+    # an observation-level random effect: another model, which the overdispersed population tells apart
+    (lambda d: (lambda f: np.exp(f.fixef["stim"] + np.array([0, -1.96, 1.96]) * f.fixef_se["stim"]))(glmer(
+        "count ~ stim + (1 + stim | neuron) + (1 | obs) + offset(log(duration))",
+        d.assign(obs=np.arange(len(d)).astype(str)))), ""),
 ])
 def test_known_mistakes_fail_with_specific_hints(wrong, hint_words):
     assert_fails_with_hint("ex6-rate-ratio", wrong, hint_words)

@@ -160,8 +160,9 @@ def compare_arrays(got: Returned, expected, what: str, rtol=1e-6, atol=1e-8) -> 
     arr = got.array
     if arr.shape != expected.shape:
         same = arr.size == expected.size and arr.squeeze().ndim <= 1
+        fix = "return it as one number, float(x)" if expected.ndim == 0 else "flatten it with .ravel()"
         raise CheckFailure(f"shape: {what} should have shape {expected.shape}, got {arr.shape}"
-                           + (" (same numbers, wrong shape: flatten it with .ravel())" if same else ""))
+                           + (f" (same numbers, wrong shape: {fix})" if same else ""))
     bad = ~np.isfinite(arr)  # (allowed where a mistake's output has them too)
     if bad.any() and not np.array_equal(bad, ~np.isfinite(expected)):
         raise CheckFailure(f"values: {what} should be {fmt(expected)}, got NaN or infinite values: {fmt(arr)}")
@@ -405,20 +406,23 @@ class FunctionCheck:
         outputs = collected.get("outputs") if isinstance(collected, dict) else None
         if not isinstance(outputs, list) or len(outputs) != len(cases):
             return self.verdict("error", "the check could not read your results")
+        failures = []  # (the first failure, the hints of the mistakes the answer equals) of each failing case
         for index, (case, got) in enumerate(zip(cases, outputs)):
             what = f"{self.function}(…) on {case.label}"
             try:
                 self._compare(got, self.outputs(index, case, ["expected"])["expected"], what, case.args)
             except CheckFailure as failure:
                 want = self.outputs(index, case, ["valid", "mistakes"])
-                if any(_holds(self._compare, got, other, what, case.args) for other in want["valid"]):
-                    continue
-                hint = next((h for w, h in want["mistakes"] if _holds(compare_data, got, w, "", *self.tolerance)),
-                            failure.hint)
-                return self.verdict("failed", str(failure), hint)
+                if not any(_holds(self._compare, got, other, what, case.args) for other in want["valid"]):
+                    failures.append((failure, [h for w, h in want["mistakes"]
+                                               if _holds(compare_data, got, w, "", *self.tolerance)]))
             except Exception:  # malformed or forged records never pass
                 return self.verdict("error", f"the check could not read what {self.function} returned")
-        return self.verdict("passed", self.success.format(function=self.function, n=len(cases)))
+        if not failures:
+            return self.verdict("passed", self.success.format(function=self.function, n=len(cases)))
+        (failure, hints), *others = failures  # a mistake's hint only if it explains every failing case
+        return self.verdict("failed", str(failure), next((h for h in hints if all(h in o for _, o in others)),
+                                                         failure.hint))
 
 
 # --- Public cases stored in a student tree (made by course_lib.release): inputs as JSON data.

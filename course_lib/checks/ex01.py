@@ -46,6 +46,7 @@ def _ols_se(X, y):
 
 register(FunctionCheck(
     part="ex1-fit-ols", points=1, function="fit_ols", seed=101, draw=_draw_regressions, reference=_ols_params,
+    tolerance=(1e-4, 1e-4),  # float32 normal equations are off by up to ~1e-5 relative (the condition number squared)
     mistakes=[(lambda X, y: X.T @ y, "you returned Xᵀy: solve the normal equations (XᵀX) β = Xᵀy for β."),
               (lambda X, y: _ols_params(X[:, 1:], y), "you fitted without the intercept: X's first column holds it."),
               (lambda X, y: np.linalg.lstsq(X, y, rcond=None), "np.linalg.lstsq returns a tuple (solution, "
@@ -65,15 +66,24 @@ register(FunctionCheck(
 
 
 def _draw_lines(rng: np.random.Generator, with_days: bool = True) -> list[Case]:
-    """Four lines beta = [intercept (ms), slope (ms/day)], each with 3 to 7 days or with a number of ms."""
-    lines = [(np.array([rng.uniform(200, 320), rng.uniform(2, 25)]),
-              rng.integers(0, 10, size=int(rng.integers(3, 8))).astype(float) if with_days else rng.uniform(10, 150))
-             for _ in range(4)]
-    return [Case((b, x), f"beta = {fmt(b)}, {'days' if with_days else 'ms'} = {fmt(x)}") for b, x in lines]
+    """Four lines beta = [intercept (ms), slope (ms/day)], each with 3 to 7 days (the first as a list, as the
+    notebook passes them) or with a number of ms."""
+    cases = []
+    for k in range(4):
+        beta = np.array([rng.uniform(200, 320), rng.uniform(2, 25)])
+        if with_days:
+            days = rng.integers(0, 10, size=int(rng.integers(3, 8))).astype(float)
+            cases.append(Case((beta, days.tolist() if k == 0 else days),
+                              f"beta = {fmt(beta)}, days = {fmt(days)}{' (a list)' if k == 0 else ''}"))
+        else:
+            ms = rng.uniform(10, 150)
+            cases.append(Case((beta, ms), f"beta = {fmt(beta)}, ms = {ms:.4g}"))
+    return cases
 
 
 register(FunctionCheck(
     part="ex1-predict", points=0.5, function="predict_reaction", seed=303, draw=_draw_lines,
+    error_hints=[("sequence", "days may come as a list (as in the notebook): make it an array, np.asarray(days).")],
     reference=lambda beta, days: beta[0] + beta[1] * np.asarray(days, dtype=float),
     mistakes=[(lambda beta, days: beta[1] + beta[0] * np.asarray(days), "beta[0] is the intercept (ms at Days = 0) "
                "and beta[1] the slope (ms per day): you swapped them."),
@@ -104,7 +114,7 @@ def _mean_residuals(data, beta):
 
 register(FunctionCheck(
     part="ex1-residuals-by-subject", points=1, function="residuals_by_subject", seed=505,
-    draw=_draw_subject_subsets, reference=_mean_residuals, tolerance=(1e-6, 1e-6),
+    draw=_draw_subject_subsets, reference=_mean_residuals, tolerance=(1e-5, 1e-3),  # float32 ms: ~3e-5 apart
     mistakes=[(residuals, "you returned one residual per row: average them within each subject with groupby."),
               (lambda data, beta: -_mean_residuals(data, beta),
                "a residual is observed − fitted (Reaction − prediction); yours has the opposite sign.")],

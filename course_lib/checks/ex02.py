@@ -68,7 +68,8 @@ register(FunctionCheck(
            "range on beta.") for z in _Z]],
     success="{function} gives the middle 95% of the population on {n} inputs the check drew."))
 
-_FACTORS = "site scanner subject mouse region electrode session drug hemisphere litter genotype rater".split()
+_FACTORS = {True: "site scanner subject mouse electrode session litter rater".split(),  # levels sampled
+            False: "hemisphere genotype drug sex region".split()}  # all the levels there are
 
 
 def _draw_designs(rng: np.random.Generator) -> list[Case]:
@@ -76,7 +77,7 @@ def _draw_designs(rng: np.random.Generator) -> list[Case]:
     kinds = [(True, True, rng.integers(4, 12)), (bool(rng.integers(2)), True, rng.integers(2, 12)),
              (True, False, rng.integers(5, 40)), (True, False, rng.integers(2, 4)), (True, False, 4),
              (True, False, 3), (False, False, rng.integers(4, 8)), (False, False, rng.integers(2, 8))]
-    designs = [{"factor": str(rng.choice(_FACTORS)), "n_levels": int(n), "levels_are_sample": s,
+    designs = [{"factor": str(rng.choice(_FACTORS[s])), "n_levels": int(n), "levels_are_sample": s,
                 "levels_are_question": q} for s, q, n in kinds]
     return [Case((designs[i],), f"design {designs[i]}") for i in rng.permutation(len(designs))]
 

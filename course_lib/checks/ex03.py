@@ -16,11 +16,13 @@ _w = pooling.shrinkage_factor
 def _draw_factors(rng: np.random.Generator) -> list[Case]:
     """Group sizes 1 to 29 and variances tau2, sigma2 over two orders of magnitude."""
     draws = [(rng.integers(1, 30, size=size), rng.uniform(10, 2000), rng.uniform(100, 1500)) for size in (3, 5, 8, 4)]
-    return [Case((n, t, s), f"n = {fmt(n)}, tau2 = {t:.4g}, sigma2 = {s:.4g}") for n, t, s in draws]
+    return [Case((n.tolist() if k == 0 else n, t, s), f"n = {fmt(n)}{' (a list)' if k == 0 else ''}, tau2 = {t:.4g}, "
+                 f"sigma2 = {s:.4g}") for k, (n, t, s) in enumerate(draws)]  # a list, as the notebook passes
 
 
 register(FunctionCheck(
     part="ex3-shrinkage-factor", points=1, function="shrinkage_factor", seed=3101, draw=_draw_factors, reference=_w,
+    error_hints=[("'list'", "n may come as a list (the notebook passes one): make it an array, np.asarray(n).")],
     mistakes=[(lambda n, t, s: 1 - _w(n, t, s), "you returned 1 − w, the weight of the population; w is the weight "
                "of the group's own data, and grows with n."),
               (lambda n, t, s: np.full(np.shape(n), t / (t + s)),
@@ -39,9 +41,12 @@ def _random_intercepts(rng: np.random.Generator, k: int) -> Case:
                 f"beta = {fmt(beta)}, tau2 = {tau2:.4g}, sigma2 = {sigma2:.4g}")
 
 
-def _ranef(data, beta, tau2, sigma2) -> pd.Series:
-    """lme4's conditional modes from the fit that produced beta, tau2 and sigma2."""
-    return quiet_lmer(FIT_2, data).ranef["Subject"]["(Intercept)"].rename(index=str)
+def _other_estimates(rng: np.random.Generator) -> Case:
+    """A subset with a beta, tau2 and sigma2 other than its fit's: the answer must use the arguments."""
+    sub, beta, tau2, sigma2 = _random_intercepts(rng, 8).args
+    beta, tau2, sigma2 = beta + rng.uniform([-20, -3], [20, 3]), tau2 * rng.uniform(0.3, 3), sigma2 * rng.uniform(.5, 2)
+    return Case((sub, beta, tau2, sigma2), f"8 subjects ({len(sub)} rows), beta = {fmt(beta)}, tau2 = {tau2:.4g}, "
+                f"sigma2 = {sigma2:.4g}: not the estimates of lmer's fit to these rows")
 
 
 def _shrunk(data, beta, weight):
@@ -50,25 +55,34 @@ def _shrunk(data, beta, weight):
     return groups.mean() * weight(groups.size())
 
 
+def _ranef(data, beta, tau2, sigma2) -> pd.Series:
+    """w_j × subject j's mean residual: lme4's conditional modes when beta, tau2, sigma2 are its fit's estimates."""
+    return _shrunk(data, beta, lambda n: _w(n.to_numpy(), tau2, sigma2))
+
+
 _N_J = "a subject's own mean weighs w_j = tau2 / (tau2 + sigma2 / n_j), with n_j that subject's number of rows."
 register(FunctionCheck(
     part="ex3-ranef-by-hand", points=1, function="ranef_by_hand", seed=3202,
-    draw=lambda rng: [_random_intercepts(rng, k) for k in (6, 10, 15)], reference=_ranef, tolerance=(1e-6, 1e-6),
+    draw=lambda rng: [*(_random_intercepts(rng, k) for k in (6, 10, 15)), _other_estimates(rng)], reference=_ranef,
+    tolerance=(1e-5, 1e-3),  # float32 ms: ~3e-5 apart
     mistakes=[(lambda d, b, t, s: _shrunk(d, b, lambda n: 1.0), "these are the raw mean residuals, the no-pooling "
                "estimates: multiply each by its shrinkage factor w_j."),
               (lambda d, b, t, s: _shrunk(d, b, lambda n: 1 - _w(n.to_numpy(), t, s)), _N_J),
               (lambda d, b, t, s: _shrunk(d, b, lambda n: t / (t + s)), _N_J),
               (lambda d, b, t, s: residuals(d, b), "one per subject (a Series indexed by Subject), not one per row."),
               (lambda d, b, t, s: -_ranef(d, b, t, s),
-               "a residual is Reaction − (beta[0] + beta[1] × Days); yours has the opposite sign.")],
-    success="{function} equals lmer's random intercepts on {n} unbalanced subsets the check drew."))
+               "a residual is Reaction − (beta[0] + beta[1] × Days); yours has the opposite sign."),
+              (lambda d, b, t, s: quiet_lmer(FIT_2, d).ranef["Subject"]["(Intercept)"].rename(index=str),
+               "use the beta, tau2 and sigma2 you are given: compute w_j × mean residual by hand, not by refitting.")],
+    success="{function} gives w_j × mean residual, lmer's random intercepts, on {n} unbalanced subsets the check "
+            "drew."))
 
 
 def _splits(rng: np.random.Generator, k: int, n: int) -> list[Case]:
     """``k`` subjects split into their first ``n`` days (fit_4 converging) and the rest, once for each method."""
     sub = sleep_subset(rng, k, shuffle=False,
                        until=lambda s: converged(quiet_lmer(FIT_4, pooling.held_out_split(s, n_train=n)[0])))
-    train, test = (x.sample(frac=1.0, random_state=rng).reset_index(drop=True)
+    train, test = (x.sample(frac=1.0, random_state=rng)  # shuffled, index kept: labels are not positions
                    for x in pooling.held_out_split(sub, n_train=n))
     return [Case((train, test, m), f"method '{m}', {k} subjects, days 0-{n - 1} to fit ({len(train)} rows), "
                  f"{len(test)} test rows (shuffled)") for m in pooling.METHODS]

@@ -26,8 +26,9 @@ def _seed(rng) -> int:
 
 def _draw_sampler(rng):  # ‖w‖ is not 1, so that a sampler that normalises w fails
     w = rng.normal(size=9)
-    return [Case((1.5 * lnp.gaussian_rf(3, 1.0), 2000, 0.1, 20.0, 1.0, _seed(rng)), "a 3 × 3 blob, ‖w‖ = 1.5, v = 1"),
-            Case((0.7 * w / np.linalg.norm(w), 2000, 0.05, 40.0, 3.0, _seed(rng)), "9 random weights, ‖w‖ = 0.7, v = 3")]
+    return [Case((1.5 * lnp.gaussian_rf(3, 1.0), 2000, 0.1, 20.0, 1.0, _seed(rng)), "a 3 × 3 blob, |w| = 1.5, v = 1"),
+            Case((0.7 * w / np.linalg.norm(w), 2000, 0.05, 40.0, 3.0, _seed(rng)),
+                 "9 random weights, |w| = 0.7, dt = 0.05, v = 3")]
 
 
 register(FunctionCheck(

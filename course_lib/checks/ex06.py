@@ -10,9 +10,11 @@ from course_lib.checks.core import Case, FunctionCheck, reference_cache, registe
 from course_lib.mixed import glmer
 
 
-def _population(seed: int) -> Case:
-    data, _ = neurons.simulate_population(n_neurons=40, n_trials=20, n_sparse=8, seed=seed)
-    return Case((data,), f"a population of 40 neurons ({len(data)} trials, simulate_population seed {seed})")
+def _population(seed: int, overdispersion: float = 0.0) -> Case:
+    data, _ = neurons.simulate_population(n_neurons=40, n_trials=20, n_sparse=8, overdispersion=overdispersion,
+                                          seed=seed)
+    return Case((data,), f"a population of 40 neurons ({len(data)} trials, simulate_population seed {seed}, "
+                         f"overdispersion {overdispersion:g})")
 
 
 def _wald(b, se) -> np.ndarray:
@@ -32,7 +34,7 @@ def _no_pooling_mean(data) -> np.ndarray:
 
 register(FunctionCheck(
     part="ex6-rate-ratio", points=1, function="stim_rate_ratio", seed=6101, tolerance=(1e-4, 1e-8),
-    draw=lambda rng: [_population(int(rng.integers(0, 2**31))) for _ in range(2)], reference=_ratio,
+    draw=lambda rng: [_population(int(rng.integers(0, 2**31)), od) for od in (0.0, 0.4)], reference=_ratio,
     mistakes=[(lambda d: np.log(_ratio(d)), "these are log rate ratios (glmer's coefficient on the log scale): "
                "exponentiate the estimate and both ends of the interval."),
               (lambda d: _ratio(d, "count ~ stim + (1 + stim | neuron)"), "the model has no exposure offset: trials "
@@ -44,10 +46,11 @@ register(FunctionCheck(
 
 
 def _counts(rng: np.random.Generator, n: int) -> Case:
-    """``n`` counts at low rates, so that every case has zero counts; their means; and n_params."""
+    """``n`` counts at low rates, so that every case has zero counts (integers for n = 60, as the notebook's); their
+    means; and n_params."""
     mu = rng.gamma(2.0, rng.uniform(0.5, 3.0), size=n) + 0.05
-    y = rng.poisson(mu * rng.gamma(3.0, 1 / 3.0, size=n)).astype(float)
-    y[rng.integers(n)] = 0.0
+    y = rng.poisson(mu * rng.gamma(3.0, 1 / 3.0, size=n)).astype(int if n == 60 else float)
+    y[rng.integers(n)] = 0
     return Case((y, mu, int(rng.integers(2, 9))), f"{n} counts ({int((y == 0).sum())} zeros), mean {y.mean():.3g}")
 
 

@@ -99,7 +99,8 @@ def _shown(ax, im) -> np.ndarray:
 
 def _numbers(title: str) -> set[float]:
     """The numbers a title writes (1000, 1,000, 1e+03, 0.5)."""
-    return {float(x.replace(",", "")) for x in re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d*\.?\d+(?:[eE][-+]?\d+)?", title)}
+    found = re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d*\.?\d+(?:[eE][-+]?\d+)?", title)
+    return {float(x.replace(",", "")) for x in found}
 
 
 def _images(axes, key, per="", values=(), scale=False) -> dict:
@@ -133,7 +134,7 @@ def _labelled(ax) -> dict:
 
 
 def response_plot(fn, args) -> dict:
-    """plot_response(ax, c, r, dt): lines of c and r against time in s (bins' starts, centres or ends), labels, a legend."""
+    """plot_response(ax, c, r, dt): lines of c and r against time in s (bins' starts, centres or ends), a legend."""
     c, r, dt = (np.array(a, dtype=float) for a in args)
     t = [(np.arange(len(c)) + start) * dt for start in (0.0, 0.5, 1.0)]  # bins' starts, centres or ends
 

@@ -30,7 +30,7 @@ def _arrays(got, expected, what: str) -> list[np.ndarray]:
 
 
 def sampled(fn, args) -> dict:
-    """``fn(*args)`` as plain data, whether a second call with the same seed repeats it, and one with another changes."""
+    """``fn(*args)`` as plain data; whether a call with the same seed repeats it, and one with another seed does not."""
     out, other = to_data(fn(*args)), to_data(fn(*copy.deepcopy(args[:-1]), args[-1] + 1))
     return {"out": out, "repeatable": out == to_data(fn(*copy.deepcopy(args))), "seeded": out != other}
 
