@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from scipy import optimize, special  # noqa: E402
+from scipy import optimize, special, stats  # noqa: E402
 
 from course_lib import checks, lnp  # noqa: E402
 from verdicts import assert_fails_with_hint, assert_full_points  # noqa: E402  # tests/verdicts.py
@@ -838,4 +838,23 @@ def test_plots_drawn_another_valid_way_pass(part, answer):
     ("ex5-alpha-plots", _titled_alphas(lambda a, alphas: f"α in {list(alphas)}"), "title each panel with its alpha"),
 ])
 def test_plots_on_the_wrong_axes_upside_down_or_titled_with_every_value_fail(part, wrong, hint_words):
+    assert_fails_with_hint(part, wrong, hint_words)
+
+
+def _ridge_of_norm(c, s, dt, R, alpha):
+    """A penalty alpha * ‖w‖, without the square: near ‖w‖ = 1 it pulls as alpha ‖w‖² / 2 does."""
+    def cost(w):
+        f, grad = negloglik(w, c, s, dt, R)
+        norm = np.sqrt(w @ w + 1e-12)
+        return f + alpha * norm, grad + alpha * w / norm
+    return optimize.minimize(cost, np.zeros(s.shape[1]), jac=True, method="L-BFGS-B").x
+
+
+@pytest.mark.parametrize("part,wrong,hint_words", [
+    ("ex5-svd", lambda W: (lambda u, v, s: (u, -v, s))(*space_time_svd(W)), "flip u1 and v1 together"),
+    ("ex5-negloglik", lambda w, c, s, dt, R: (-stats.poisson.logpmf(c, np.exp(s @ w) * dt * R).sum(),
+                                              negloglik(w, c, s, dt, R)[1]), "you kept both constants"),
+    ("ex5-ridge", _ridge_of_norm, "without the square"),
+])
+def test_mistakes_found_by_probing_get_their_hints(part, wrong, hint_words):
     assert_fails_with_hint(part, wrong, hint_words)

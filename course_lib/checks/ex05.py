@@ -66,6 +66,8 @@ register(FunctionCheck(
               (_nll_plus(lambda c, dt, R: -c.sum() * np.log(dt * R)), "you kept the constant −Σ c_t log(Δt R); "
                "it does not depend on w: drop it, as the formula says."),
               (_nll_plus(lambda c, dt, R: np.log(special.factorial(c)).sum()), _FACTORIAL),
+              (_nll_plus(lambda c, dt, R: special.gammaln(c + 1).sum() - c.sum() * np.log(dt * R)), "you kept both "
+               "constants, Σ log c_t! and −Σ c_t log(Δt R) (as scipy.stats.poisson.logpmf does): drop them."),
               (lambda w, c, s, dt, R: lnp.negloglik(w / s.shape[1], c, s, dt, R), lnp_results.HINT_DOT),  # s @ w / P
               (lambda w, c, s, dt, R: (lnp.negloglik(w, c, s, dt, R)[0], s.T @ (np.exp(s @ w) - c)), "the gradient "
                "is Σ_t (r_t − c_t) s_t with r_t = exp(wᵀs_t)·dt·R, the expected count per bin: keep dt·R in it.")],
@@ -191,8 +193,9 @@ register(FunctionCheck(
     mistakes=[(lambda W: _svd(W, k=1), _SECOND), (lambda W: _svd(W, k=1, sign=-1.0), _SECOND),
               (lambda W: _svd(W, column=True), "you took a column of Vᵀ (Vt[:, 0]); the time course is its first "
                                                "*row*, Vt[0, :] (the first column of V)."),
-              (lambda W: _svd(W, sign=-1.0), "fix the sign: flip u1 and v1 together so that the entry of u1 with "
-                                             "the largest magnitude is positive."),
+              *[(flip, "fix the sign: flip u1 and v1 together so that the entry of u1 with the largest magnitude is "
+                 "positive.") for flip in (lambda W: _svd(W, sign=-1.0),
+                                           lambda W: (lambda u, v, s: (u, -v, s))(*_svd(W)))],  # v1 alone flipped
               (lambda W: _svd(W, centre=False), "subtract the mean of W (W - W.mean()) before the SVD.")],
     success="{function} gives the first singular vectors of the centred W, sign fixed, on {n} matrices."))
 
@@ -225,7 +228,8 @@ register(FunctionCheck(
     output=lnp_results.single_threaded, compare=lnp_results.fit, tolerance=_FIT_SAME,
     mistakes=[(functools.partial(_ridge, times=times), hint) for times, hint in (
         (0.0, "this is the unpenalised fit: add alpha * (w @ w) to −log L and 2 * alpha * w to its gradient."),
-        (0.5, "the penalty is α‖w‖² = alpha * (w @ w); its gradient is 2 * alpha * w (you used half of it)."),
+        (0.5, "the penalty is α‖w‖² = alpha * (w @ w); its gradient is 2 * alpha * w (you used half of it; or was "
+              "your penalty α‖w‖, without the square? It pulls about as hard)."),
         (2.0, "the penalty is α‖w‖² and its gradient 2 * alpha * w: yours is twice too strong."))]
     + [(lambda c, *a: _ridge(c, *a, times=len(c) / 2), "glum and scikit-learn divide −log L by the number of bins n "
         "and the ridge penalty by 2: to minimise −log L + α‖w‖² with them, pass alpha = 2 * alpha / n.")],

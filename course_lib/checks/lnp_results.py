@@ -142,7 +142,9 @@ def fit(got, expected, what, args) -> None:
              "maximum-likelihood estimate has its own scale and sign, so give res.x as it is."),
             (_rel(w, -want) < 1e-2, "your estimate has the wrong sign: minimise −log L, don't maximise it."),
             (w @ w < want @ want and np.corrcoef(w, want)[0, 1] > 0.9, "your estimate is shrunk towards zero: a "
-             "penalised (ridge) fit, or an optimiser stopped early; maximum likelihood minimises −log L alone."),
+             "penalised (ridge) fit, or an optimiser stopped early (a low maxiter, a loose tolerance, or an objective "
+             "in float32, which L-BFGS-B cannot resolve: compute it in float64); maximum likelihood minimises −log L "
+             "alone."),
             (any(x0.shape == w.shape and np.allclose(w, x0) for x0 in x0s), "the optimiser did not move from x0: "
              "check that your objective changes with w and returns (f, grad) when you pass jac=True.")]
         first_failure([
