@@ -165,6 +165,9 @@ MISTAKES = [
      "'complete' pooling predictions"),
     ("ex3-predict-held-out",
      lambda tr, te, m: np.sort(predict_held_out(tr, te, m)), "wrong order"),
+    # complete pooling as lmer's fixed effects: the least-squares line only where the training data are balanced
+    ("ex3-predict-held-out", lambda tr, te, m: lmer(FIT_4, tr).predict(te, re_form="NA").to_numpy()
+     if m == "complete" else predict_held_out(tr, te, m), ""),
     # lmer's own random intercepts, refitted: right only where the arguments are the fit's estimates
     ("ex3-ranef-by-hand", lambda d, b, t, s: lmer(FIT_2, d).ranef["Subject"]["(Intercept)"], "not by refitting"),
 ]

@@ -78,14 +78,17 @@ register(FunctionCheck(
             "drew."))
 
 
-def _splits(rng: np.random.Generator, k: int, n: int) -> list[Case]:
-    """``k`` subjects split into their first ``n`` days (fit_4 converging) and the rest, once for each method."""
-    sub = sleep_subset(rng, k, shuffle=False,
-                       until=lambda s: converged(quiet_lmer(FIT_4, pooling.held_out_split(s, n_train=n)[0])))
-    train, test = (x.sample(frac=1.0, random_state=rng)  # shuffled, index kept: labels are not positions
-                   for x in pooling.held_out_split(sub, n_train=n))
-    return [Case((train, test, m), f"method '{m}', {k} subjects, days 0-{n - 1} to fit ({len(train)} rows), "
-                 f"{len(test)} test rows (shuffled)") for m in pooling.METHODS]
+def _splits(rng: np.random.Generator, k: int, n: int, drop: float = 0.0) -> list[Case]:
+    """``k`` subjects split into their first ``n`` days and the rest, once for each method; ``drop``: that share of
+    the training days from day 2 on left out (unbalanced: lmer's fixed effects are not the least-squares line)."""
+    while True:
+        train, test = pooling.held_out_split(sleep_subset(rng, k, shuffle=False), n_train=n)
+        train = train[(train["Days"] < 2) | (rng.random(len(train)) >= drop)]
+        if converged(quiet_lmer(FIT_4, train)):
+            break
+    train, test = (x.sample(frac=1.0, random_state=rng) for x in (train, test))  # index kept: labels, not positions
+    return [Case((train, test, m), f"method '{m}', {k} subjects, {len(train)} rows of days 0-{n - 1} to fit"
+                 f"{' (unbalanced)' if drop else ''}, {len(test)} test rows (shuffled)") for m in pooling.METHODS]
 
 
 def _predict(train, test, method):
@@ -94,7 +97,7 @@ def _predict(train, test, method):
 
 register(FunctionCheck(
     part="ex3-predict-held-out", points=1.5, function="predict_held_out", seed=3303, tolerance=(1e-5, 1e-4),
-    draw=lambda rng: [case for k, n in ((10, 4), (18, 6)) for case in _splits(rng, k, n)], reference=_predict,
+    draw=lambda rng: [*_splits(rng, 10, 4), *_splits(rng, 18, 6, drop=0.3)], reference=_predict,
     mistakes=[  # (on a case a mistake does not concern, it returns the reference's output: it never matches there)
         (lambda tr, te, m: quiet_lmer(FIT_4, tr).predict(te, re_form="NA").to_numpy() if m == "partial"
          else _predict(tr, te, m), "you predicted with the fixed effects only (re_form=NA); partial pooling uses "
