@@ -21,10 +21,11 @@ from verdicts import assert_fails_with_hint, assert_full_points  # tests/verdict
 
 
 def _scalars(**other_priors):
-    """The five scalars with the task's priors, or with ``other_priors`` (a mistake)."""
+    """The five scalars with the task's priors, or with ``other_priors`` (a mistake; None: no site, 0.5 fixed)."""
     task = {"mu_alpha": dist.Normal(4.0, 2.0), "sigma_alpha": dist.HalfNormal(1.0), "beta": dist.Normal(0.0, 1.0),
             "sigma_beta": dist.HalfNormal(0.5), "sigma": dist.HalfNormal(1.0)}
-    return tuple(numpyro.sample(name, other_priors.get(name, prior)) for name, prior in task.items())
+    priors = {**task, **other_priors}
+    return tuple(0.5 if priors[name] is None else numpyro.sample(name, priors[name]) for name in task)
 
 
 def model(stim, mouse, n_mice, y=None):
@@ -91,17 +92,8 @@ model_w_drawn_first = _non_centred(lambda n: (lambda w: (numpyro.sample("z", dis
 model_stacked_draws = _non_centred(lambda n: (lambda zw: (zw[:, 0], zw[:, 1]))(
     numpyro.sample("zw", dist.Normal(0.0, 1.0).expand([2]).to_event(1))))
 
-
-def model_fixed_effect_spread(stim, mouse, n_mice, y=None):
-    """Each mouse its own effect, but their spread fixed at 0.5 (no sigma_beta site)."""
-    mu_alpha = numpyro.sample("mu_alpha", dist.Normal(4.0, 2.0))
-    sigma_alpha = numpyro.sample("sigma_alpha", dist.HalfNormal(1.0))
-    beta = numpyro.sample("beta", dist.Normal(0.0, 1.0))
-    sigma = numpyro.sample("sigma", dist.HalfNormal(1.0))
-    with numpyro.plate("mice", n_mice):
-        alpha = numpyro.sample("alpha", dist.Normal(mu_alpha, sigma_alpha))
-        beta_mouse = numpyro.sample("beta_mouse", dist.Normal(beta, 0.5))
-    numpyro.sample("y", dist.Normal(alpha[mouse] + beta_mouse[mouse] * stim, sigma), obs=y)
+# each mouse its own effect, but their spread fixed at 0.5 (no sigma_beta site)
+model_fixed_effect_spread = _centred(priors={"sigma_beta": None})
 
 
 def model_random_intercept(stim, mouse, n_mice, y=None):
