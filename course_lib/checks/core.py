@@ -61,7 +61,8 @@ def first_failure(steps) -> None:
 
 
 def hidden_seed(public_seed: int, run_seed: int) -> int:
-    """The seed of a part's hidden cases: a 63-bit mix (numpy's SeedSequence) of its public seed and a run's."""
+    """The seed of a part's hidden cases: a 63-bit mix (numpy's SeedSequence) of its public seed and a run's
+    (so a regrade with the run's seed draws the same cases)."""
     state = np.random.SeedSequence([int(run_seed) % 2**63, int(public_seed) % 2**63, 0x68696464656E])
     return int(state.generate_state(2, np.uint64)[0] >> np.uint64(1))
 
@@ -395,7 +396,8 @@ class FunctionCheck:
         (self.compare or (lambda g, e, w, a: compare_data(g, e, w, *self.tolerance)))(got, expected, what, args)
 
     def judge(self, collected) -> Verdict:
-        """The verdict on the plain data :meth:`collect` returned (untrusted: it may be forged)."""
+        """The verdict on the plain data :meth:`collect` returned (untrusted: it may be forged): ✘ at the first failing
+        case, with the hint of a mistake whose output the answer equals on every case it fails, else the step's own."""
         cases = self.cases()
         if isinstance(collected, dict) and collected.get("not_implemented"):
             return self.verdict("not-implemented", f"{self.function} still raises NotImplementedError: "
