@@ -84,13 +84,18 @@ VALID = [
                                                .pivot_table(index="Subject", values="r", observed=True)["r"])),
 ]
 
+def _fit_ols_float32(X, y):
+    X, y = X.astype(np.float32), y.astype(np.float32)
+    return np.linalg.solve(X.T @ X, X.T @ y)
+
+
+def _residuals_float32(d, b):
+    r = d["Reaction"].astype("float32") - np.float32(b[0]) - np.float32(b[1]) * d["Days"].astype("float32")
+    return r.groupby(d["Subject"], observed=True).mean()
+
+
 #: float32 arithmetic throughout: valid, within float32's precision (ms near 300 are ~3e-5 apart)
-FLOAT32 = {
-    "ex1-fit-ols": lambda X, y: np.linalg.solve(*(lambda X, y: (X.T @ X, X.T @ y))(X.astype(np.float32),
-                                                                                    y.astype(np.float32))),
-    "ex1-residuals-by-subject": lambda d, b: (d["Reaction"].astype("float32") - np.float32(b[0]) - np.float32(b[1])
-                                              * d["Days"].astype("float32")).groupby(d["Subject"], observed=True).mean(),
-}
+FLOAT32 = {"ex1-fit-ols": _fit_ols_float32, "ex1-residuals-by-subject": _residuals_float32}
 
 
 @pytest.mark.parametrize("part", sorted(FLOAT32))

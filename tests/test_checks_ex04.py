@@ -41,7 +41,8 @@ def model(stim, mouse, n_mice, y=None):
 
 
 def _centred(n_plate=None, sd_effect=lambda s: s, sd=lambda s: s, likelihood=dist.Normal, observed=True,
-             mean=lambda alpha, beta_mouse, mouse, stim, mu_alpha: alpha[mouse] + beta_mouse[mouse] * stim, priors=None):
+             mean=lambda alpha, beta_mouse, mouse, stim, mu_alpha: alpha[mouse] + beta_mouse[mouse] * stim,
+             priors=None):
     """The centred model (a valid answer); each argument changes one thing in it (a mistake)."""
     def centred(stim, mouse, n_mice, y=None):
         mu_alpha, sigma_alpha, beta, sigma_beta, sigma = _scalars(**(priors or {}))

@@ -855,6 +855,12 @@ def _ridge_of_norm(c, s, dt, R, alpha):
     ("ex5-negloglik", lambda w, c, s, dt, R: (-stats.poisson.logpmf(c, np.exp(s @ w) * dt * R).sum(),
                                               negloglik(w, c, s, dt, R)[1]), "you kept both constants"),
     ("ex5-ridge", _ridge_of_norm, "without the square"),
+    # each lag on its own rows (counts[L:] with frames[:n - L]); the rate taken as known, R = 1, no column of ones
+    ("ex5-lagged", lambda counts, frames, lags, dt: np.column_stack([fit_rf(
+        counts[L:], np.column_stack([frames[:len(counts) - L], np.ones(len(counts) - L)]), dt, 1.0)[:-1]
+        for L in lags]), "use the same rows for every lag"),
+    ("ex5-lagged", lambda counts, frames, lags, dt: np.column_stack([fit_rf(
+        counts[max(lags):], frames[max(lags) - L: len(counts) - L], dt, 1.0) for L in lags]), "the rate R is unknown"),
 ])
 def test_mistakes_found_by_probing_get_their_hints(part, wrong, hint_words):
     assert_fails_with_hint(part, wrong, hint_words)

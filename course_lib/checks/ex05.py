@@ -153,13 +153,25 @@ def _fit_lagged(counts, frames, lags, dt):  # "did not converge" at 1e-8 per bin
         return lnp.fit_lagged(counts, frames, lags, dt, R=None)
 
 
+def _each_lag(counts, frames, lags, dt, own_rows=False, R=None):
+    """fit_rf per lag on each lag's own rows (counts[L:], frames[:n - L]) or at a known rate R: two mistakes."""
+    m, n = max(lags), len(counts)
+    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):
+        return np.column_stack([lnp.fit_rf(counts[L if own_rows else m:], frames[(L if own_rows else m) - L: n - L],
+                                           dt, R).w for L in lags])
+
+
 register(FunctionCheck(
     part="ex5-lagged", points=1, function="fit_lags", seed=512, draw=_draw_lagged, reference=_fit_lagged,
     output=lnp_results.single_threaded, compare=lnp_results.fit, tolerance=_FIT_SAME,
     mistakes=[(lambda counts, frames, *rest: _fit_lagged(counts[::-1], frames[::-1], *rest),  # = frames[t + L]
                "your lags go the wrong way: lag L pairs counts[t] with frames[t - L], the frame shown L steps "
                "*before*; use counts[m:] with frames[m - L : n - L], m = max(lags)."),
-              (lambda *args: _fit_lagged(*args).T, "stack the filters as columns: np.column_stack.")],
+              (lambda *args: _fit_lagged(*args).T, "stack the filters as columns: np.column_stack."),
+              (functools.partial(_each_lag, own_rows=True), "use the same rows for every lag, as the task says: "
+               "counts[m:] with frames[m - L : n - L], m = max(lags)."),
+              (functools.partial(_each_lag, R=1.0), "the rate R is unknown: append a column of ones to the frames, "
+               "call fit_rf(..., dt, 1.0), and drop the last weight (it estimates log R).")],
     success="{function} fits each lag (counts[t] with frames[t − L], rate estimated) on {n} recordings."))
 
 
