@@ -116,8 +116,9 @@ def _images(axes, key, per="", values=(), scale=False) -> dict:
                     hi > 0 and abs(lo + hi) <= 1e-9 * hi and hi >= m * (1 - 1e-9) for lo, hi in clims),
                 "a diverging colormap": bool(imgs) and all(_diverging(im.cmap) for _, im in imgs)}
     if per:
-        out[f"panels titled with their {per}"] = sum(v in _numbers(title) and not set(values) <= _numbers(title)
-                                                     for (title, _), v in zip(imgs, values))
+        found, every = [_numbers(title) for title, _ in imgs], set(values)  # (a title listing them all: not its own)
+        out[f"panels titled with their {per}"] = sum(v in f and (len(every) < 2 or not every <= f)
+                                                     for f, v in zip(found, values))
     return out
 
 
