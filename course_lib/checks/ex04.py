@@ -9,7 +9,7 @@ import statsmodels.formula.api as smf
 
 from course_lib.checks.core import Case, FunctionCheck, register
 from course_lib.checks.ex02 import quiet_lmer
-from course_lib.checks.models import SCALARS, compare_model, model_output
+from course_lib.checks.models import PRIORS, SCALARS, compare_model, model_output
 from course_lib.lfp import simulate_lfp
 
 
@@ -27,8 +27,8 @@ def _hierarchy(stim, mouse, n_mice, y=None, squared: str = ""):
     """The reference model, centred; with ``squared``, that standard deviation squared (a mistake)."""
     from numpyro import distributions as dist, plate, sample  # here: the checks import without jax
 
-    priors = (dist.Normal(4.0, 2.0), dist.HalfNormal(1.0), dist.Normal(0.0, 1.0), dist.HalfNormal(0.5))
-    p = {k: sample(k, d) ** (2 if k == squared else 1) for k, d in zip(SCALARS, (*priors, priors[1]))}
+    p = {k: sample(k, getattr(dist, family)(*map(float, params))) ** (2 if k == squared else 1)
+         for k, (family, *params) in PRIORS.items()}  # the task's priors, as the hints name them
     with plate("mice", n_mice):
         alpha = sample("alpha", dist.Normal(p["mu_alpha"], p["sigma_alpha"]))
         beta_mouse = sample("beta_mouse", dist.Normal(p["beta"], p["sigma_beta"]))

@@ -106,17 +106,17 @@ def _numbers(title: str) -> set[float]:
 def _images(axes, key, per="", values=(), scale=False) -> dict:
     """The images as shown (under ``key``), with ``scale`` whether one diverging colour scale centred on zero
     covers max |w|, and how many panels' titles give their ``per`` (``values``, in order) and not all of them."""
-    imgs = [(ax.get_title(), ax.get_images()[0]) for ax in axes if ax.get_images()]
-    arrays = [_shown(ax, ax.get_images()[0]) for ax in axes if ax.get_images()]
+    imgs = [(ax.get_title(), ax.get_images()[0], ax) for ax in axes if ax.get_images()]
+    arrays = [_shown(ax, im) for _, im, ax in imgs]
     out = {key: [a.tolist() for a in arrays]}
     if scale:
-        m, clims = max((np.nanmax(np.abs(a)) for a in arrays), default=np.nan), {im.get_clim() for _, im in imgs}
+        m, clims = max((np.nanmax(np.abs(a)) for a in arrays), default=np.nan), {im.get_clim() for _, im, _ in imgs}
         out |= {"one colour scale for all panels": len(clims) == 1,
                 "a colour scale centred on zero covering max |w|": bool(clims) and all(
                     hi > 0 and abs(lo + hi) <= 1e-9 * hi and hi >= m * (1 - 1e-9) for lo, hi in clims),
-                "a diverging colormap": bool(imgs) and all(_diverging(im.cmap) for _, im in imgs)}
+                "a diverging colormap": bool(imgs) and all(_diverging(im.cmap) for _, im, _ in imgs)}
     if per:
-        found, every = [_numbers(title) for title, _ in imgs], set(values)  # (a title listing them all: not its own)
+        found, every = [_numbers(title) for title, _, _ in imgs], set(values)  # (a title listing them all: not its own)
         out[f"panels titled with their {per}"] = sum(v in f and (len(every) < 2 or not every <= f)
                                                      for f, v in zip(found, values))
     return out

@@ -8,7 +8,15 @@ import numpy as np
 from course_lib.checks.core import CheckFailure, compare_data, first_failure
 
 SCALARS, PER_MOUSE = ("mu_alpha", "sigma_alpha", "beta", "sigma_beta", "sigma"), ("alpha", "beta_mouse")
-PRIORS = dict(zip(SCALARS, ("Normal(4, 2)", "HalfNormal(1)", "Normal(0, 1)", "HalfNormal(0.5)", "HalfNormal(1)")))
+#: The task's table: each scalar's prior, a numpyro distribution's name and parameters.
+PRIORS = dict(zip(SCALARS, (("Normal", 4, 2), ("HalfNormal", 1), ("Normal", 0, 1), ("HalfNormal", 0.5),
+                            ("HalfNormal", 1))))
+
+
+def prior_text(name: str) -> str:
+    """The task's prior of a scalar as code, e.g. ``dist.Normal(4, 2)``."""
+    family, *params = PRIORS[name]
+    return f"dist.{family}({', '.join(f'{p:g}' for p in params)})"
 _ALPHA = "alpha = mu_alpha + sigma_alpha * z, and use alpha[mouse] in the mean"
 _BETA = "beta_mouse = beta + sigma_beta * w (w ~ N(0, 1) in the mice plate); use beta_mouse[mouse] * stim in the mean"
 PSEUDO = ("one effect for every mouse treats the trials as replicates of the effect (pseudo-replication): the unit "
@@ -85,7 +93,7 @@ def compare_model(got, expected, what: str, args) -> None:
     for name in ("sigma_beta", *expected["sites"]):  # no sigma_beta first: one effect for all mice
         if (came := got["sites"].get(name)) != (shape := expected["sites"][name]):
             hint = (PSEUDO if name == "sigma_beta" and came is None and not got["sites"].get("beta_mouse")
-                    else f"sample {name} with its prior, dist.{PRIORS[name]}, under the name the task gives it: the "
+                    else f"sample {name} with its prior, {prior_text(name)}, under the name the task gives it: the "
                     "model estimates it." if came is None and name in SCALARS
                     else 'name the sites as the task does, numpyro.deterministic("alpha", ...) when non-centred.'
                     if came is None
@@ -105,6 +113,6 @@ def compare_model(got, expected, what: str, args) -> None:
             compare_data(got["priors"][name], expected["priors"][name], f"the log prior density of {name} under {what}",
                          rtol=1e-4, atol=1e-4)
         except CheckFailure as failure:
-            raise CheckFailure(str(failure), f"give {name} the task's prior, dist.{PRIORS[name]}.") from None
+            raise CheckFailure(str(failure), f"give {name} the task's prior, {prior_text(name)}.") from None
     compare_data(got["values"], expected["values"], what, rtol=1e-4, atol=1e-5)
     compare_data(got["loglik"], expected["loglik"], f"the log density of y under {what}", rtol=1e-4, atol=1e-4)
