@@ -83,7 +83,7 @@ def _draw_fit(rng):  # args[4], the true w (15 × 15: a fit started there runs),
 
 register(FunctionCheck(
     part="ex5-fit", points=1, function="fit_rf", seed=503, draw=_draw_fit,
-    reference=lambda c, s, dt, R: lnp.fit_rf(c, s, dt, R).w, output=lnp_results.fitted, compare=lnp_results.fit,
+    reference=lambda c, s, dt, R: lnp.fit_rf(c, s, dt, R).w, output=lnp_results.fitted, compare=lnp_results.ml_fit,
     success="{function} gives the maximum-likelihood w on {n} data sets the check drew."))
 
 
