@@ -376,6 +376,11 @@ def test_formula_without_random_term_points_to_ols(data):
         lmer("Reaction ~ 1 + Days", data["sleepstudy"])
 
 
+def test_a_cbind_response_points_to_glmer(data):
+    with pytest.raises(ValueError, match=r"counts successes and failures: fit it with glmer\(.*binomial"):
+        lmer("cbind(Days, 9 - Days) ~ 1 + (1 | Subject)", data["sleepstudy"])
+
+
 def test_grouping_factor_with_one_level_raises(data):
     one = data["sleepstudy"][data["sleepstudy"]["Subject"] == "308"]
     with pytest.raises(ValueError, match=r"grouping factor 'Subject' .* has 1 level "
@@ -411,6 +416,18 @@ def test_bad_arguments_raise(data, kwargs, message):
     args = {"formula": "Reaction ~ 1 + Days + (1 | Subject)", "data": data["sleepstudy"]}
     with pytest.raises(ValueError, match=message):
         lmer(**{**args, **kwargs})
+
+
+@pytest.mark.parametrize("response, shift", [("Reaction - 250", [250.0, 0.0]),
+                                             ("Reaction - Days", [0.0, 1.0])])
+def test_a_response_is_arithmetic_as_in_r_not_a_formula_of_terms(fits, data, response, shift):
+    # in patsy's formula language "Reaction - Days" would be the term Reaction without Days,
+    # silently fitting Reaction; R evaluates it: the intercept or the slope moves by the shift
+    ref = FITS["sleep_correlated_reml"]
+    fit = lmer(f"{response} ~ 1 + Days + (1 + Days | Subject)", data["sleepstudy"])
+    np.testing.assert_allclose(fit.fixef, np.subtract(list(ref["fixef"].values()), shift),
+                               rtol=RTOL)
+    np.testing.assert_allclose(fit.theta, ref["theta"], rtol=RTOL)
 
 
 def test_non_numeric_response_raises(data):

@@ -180,6 +180,48 @@ def test_bad_responses_and_families_raise_naming_the_problem(response, family, m
         glmer("y ~ 1 + (1 | g)", data, family=family)
 
 
+@pytest.mark.parametrize("key", ["choices_agg", "prop_slope"])
+def test_cbind_successes_failures_is_the_binomial_model_lme4_fits_on_proportions(key):
+    # lme4's cbind(successes, failures) response: R's binomial family reads it as the
+    # proportion of successes with the trials as weights, the model of the reference fit
+    ref = REF[key]
+    data = make_data.simulated(ref["data"])
+    data = data.assign(k=np.round(data["prop"] * data[ref["weights"]]))
+    formula = ref["formula"].replace("prop ~", f"cbind(k, {ref['weights']} - k) ~")
+    fit = glmer(formula, data, family="binomial")
+    np.testing.assert_allclose(fit.fixef, list(ref["fixef"].values()), rtol=RTOL, atol=1e-5)
+    np.testing.assert_allclose(fit.theta, ref["theta"], rtol=RTOL, atol=1e-4)
+    assert fit.logLik == pytest.approx(ref["logLik"], rel=1e-6, abs=1e-4)
+
+
+@pytest.mark.parametrize("formula, family, message", [
+    ("cbind(k, n - k) ~ 1 + (1 | g)", "poisson", "a binomial response: use family='binomial'"),
+    ("cbind(k) ~ 1 + (1 | g)", "binomial", "takes two columns, got 1"),
+    ("cbind(k, n - k - 3) ~ 1 + (1 | g)", "binomial", "whole numbers of successes and failures"),
+    ("cbind(k - k, k - k) ~ 1 + (1 | g)", "binomial", "row\\(s\\) with no trials"),
+])
+def test_bad_cbind_responses_raise_naming_the_problem(formula, family, message):
+    rng = np.random.default_rng(7)
+    data = pd.DataFrame({"k": rng.integers(1, 4, 60), "n": 4, "g": np.repeat(list("abcdef"), 10)})
+    with pytest.raises(ValueError, match=message):
+        glmer(formula, data, family=family)
+
+
+def test_a_gradient_warning_from_an_unscaled_covariate_names_it_and_scaling_removes_it():
+    # a covariate near 460 (grouseticks' HEIGHT): lme4 too warns and asks "Rescale variables?"
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(40), 6)
+    x = rng.normal(460, 30, g.size)
+    y = rng.poisson(np.exp(10 - 0.02 * x + rng.normal(0, 0.7, 40)[g]))
+    data = pd.DataFrame({"y": y, "height": x, "g": g.astype(str)})
+    with pytest.warns(ConvergenceWarning, match=r"from 1 \(\(Intercept\)\) to 4\d\d \(height\): rescale"):
+        raw = glmer("y ~ height + (1 | g)", data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scaled = glmer("y ~ scale(height) + (1 | g)", data)
+    assert raw.logLik == pytest.approx(scaled.logLik, abs=1e-6)  # the same model, converged
+
+
 def test_glmm_offers_wald_intervals_and_z_tests_and_refuses_lmm_only_methods():
     fit, _ = fitted("spikes_slope")
     ci = fit.confint()

@@ -31,7 +31,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning  # the warning us
 from threadpoolctl import ThreadpoolController
 
 from course_lib._validate import require_columns, require_frame, require_no_nan
-from course_lib.mixed.formula import ParsedFormula, _used_columns, parse_formula
+from course_lib.mixed.formula import ParsedFormula, _used_columns, cbind_parts, parse_formula
 from course_lib.mixed.frame import ModelFrame, model_frame
 from course_lib.mixed.optimize import bobyqa
 from course_lib.mixed.pls import BlockedPLS, Factor
@@ -116,6 +116,9 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True,  # noqa: N803
             f"formula {formula!r} has no random-effects term such as (1 | group); for a "
             f"linear model without random effects use statsmodels' OLS, "
             f"statsmodels.formula.api.ols({formula!r}, data).fit()")
+    if cbind_parts(parsed.response):
+        raise ValueError(f"the response {parsed.response!r} counts successes and failures: fit "
+                         f"it with glmer(..., family='binomial')")
     frame = model_frame(parsed, data, weights=weights, offset=offset)
     if np.ptp(frame.y) == 0:
         raise ValueError(f"the response {parsed.response!r} is constant ({frame.y[0]:g}); "

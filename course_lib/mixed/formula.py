@@ -162,6 +162,18 @@ def parse_formula(formula: str) -> ParsedFormula:
     return ParsedFormula(lhs, fixed_text, tuple(random), formula, tuple(offsets))
 
 
+def cbind_parts(response: str) -> tuple[str, str] | None:
+    """lme4's binomial response ``cbind(successes, failures)`` as its two expressions; None
+    for any other response."""
+    text = response.strip()
+    if not (text.startswith("cbind(") and _closes_at_end(text[5:])):
+        return None
+    parts = [part for _, part in _split_top_level(text[6:-1], response, ",")]
+    if len(parts) != 2:
+        raise _malformed(response, f"cbind(successes, failures) takes two columns, got {len(parts)}")
+    return parts[0], parts[1]
+
+
 def _closes_at_end(part: str) -> bool:
     """True when the '(' at the start of ``part`` is closed by its last character."""
     depth = 0

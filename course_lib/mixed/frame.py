@@ -26,7 +26,7 @@ import pandas as pd
 import patsy
 
 from course_lib._validate import require_columns, require_numeric
-from course_lib.mixed.formula import ParsedFormula, _used_columns
+from course_lib.mixed.formula import ParsedFormula, _used_columns, cbind_parts
 
 #: R's ``qr()`` tolerance for a column to count as linearly dependent on earlier ones.
 RANK_TOL = 1e-7
@@ -179,7 +179,9 @@ def _evaluate(text: str, data: pd.DataFrame, what: str) -> np.ndarray:
         require_numeric(data, [text])
         return data[text].to_numpy(dtype=float)
     try:
-        values = np.asarray(patsy.dmatrix(f"0 + {text}", data, NA_action="raise",
+        # I(): the expression is arithmetic, as R evaluates a response; in patsy's formula
+        # language "y - x" would mean the term y without the term x
+        values = np.asarray(patsy.dmatrix(f"0 + I({text})", data, NA_action="raise",
                                           eval_env=_ENV))
     except (patsy.PatsyError, NameError, TypeError) as err:
         raise ValueError(f"cannot read the {what} {text!r}: {err}") from None
@@ -187,6 +189,28 @@ def _evaluate(text: str, data: pd.DataFrame, what: str) -> np.ndarray:
         raise ValueError(f"the {what} {text!r} must be one numeric column, got "
                          f"{values.shape[1]} columns")
     return values[:, 0]
+
+
+def _response(text: str, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+    """The response, and None; for lme4's binomial ``cbind(successes, failures)``, the
+    proportion of successes and the number of trials of each row."""
+    parts = cbind_parts(text)
+    if parts is None:
+        y = _evaluate(text, rows, "response")
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"the response {text!r} has non-finite values")
+        return y, None
+    successes, failures = (_evaluate(part, rows, "response") for part in parts)
+    counts = np.r_[successes, failures]
+    if not np.all(np.isfinite(counts)) or np.any(counts < 0) or np.any(counts != np.round(counts)):
+        raise ValueError(f"the response {text!r} must hold whole numbers of successes and "
+                         f"failures, >= 0")
+    trials = successes + failures
+    if np.any(trials == 0):
+        raise ValueError(f"the response {text!r} has {int(np.sum(trials == 0))} row(s) with no "
+                         f"trials (first at row {int(np.flatnonzero(trials == 0)[0])}): drop "
+                         f"them, they carry no information")
+    return successes / trials, trials
 
 
 def _vector(value, data: pd.DataFrame, name: str) -> np.ndarray | None:
@@ -288,9 +312,9 @@ def model_frame(parsed: ParsedFormula, data: pd.DataFrame, weights=None, offset=
     if not np.all(np.isfinite(off)):
         raise ValueError("the offset has non-finite values (log of zero or of a negative "
                          "number?)")
-    y = _evaluate(parsed.response, rows, "response")
-    if not np.all(np.isfinite(y)):
-        raise ValueError(f"the response {parsed.response!r} has non-finite values")
+    y, trials = _response(parsed.response, rows)
+    if trials is not None:  # R's binomial family: the trials multiply the prior weights
+        w = trials if w is None else w * trials
     simple = _simple_columns(parsed.fixed, rows)
     if simple is not None:  # numeric columns only: no need for patsy's machinery
         design, X = _SimpleDesign(simple[0]), simple[1]

@@ -46,7 +46,7 @@ from course_lib.mixed.fit import (
     LmerFit,
     _blas_threads,
 )
-from course_lib.mixed.formula import parse_formula
+from course_lib.mixed.formula import cbind_parts, parse_formula
 from course_lib.mixed.frame import model_frame
 from course_lib.mixed.optimize import bobyqa
 from course_lib.mixed.pls import BlockedPLS, _batched_cholesky
@@ -454,8 +454,9 @@ def glmer(formula: str, data: pd.DataFrame, family="poisson", weights=None, offs
     data : pandas.DataFrame
         One row per observation; rows with missing values in used columns are dropped.
     family : {"poisson", "binomial"}
-        Poisson with log link (counts), or binomial with logit link (a 0/1 response, or a
-        proportion with ``weights`` = number of trials).
+        Poisson with log link (counts), or binomial with logit link (a 0/1 response, a
+        proportion with ``weights`` = number of trials, or lme4's ``cbind(successes,
+        failures)``).
     weights : str or array-like, optional
         Prior weights; for the binomial family, the number of trials per row.
     offset : str or array-like, optional
@@ -487,6 +488,9 @@ def glmer(formula: str, data: pd.DataFrame, family="poisson", weights=None, offs
     if not parsed.random:
         raise ValueError(f"formula {formula!r} has no random-effects term such as "
                          f"(1 | group); for a GLM use statsmodels.formula.api.glm")
+    if fam.name != "binomial" and cbind_parts(parsed.response):
+        raise ValueError(f"the response {parsed.response!r} counts successes and failures, a "
+                         f"binomial response: use family='binomial', not {fam.name!r}")
     frame = model_frame(parsed, data, weights=weights, offset=offset)
     _check_response(fam, frame.y, frame.weights, frame.has_weights, parsed.response)
     terms = random_terms(parsed.random, frame.data, residual=False)
@@ -703,8 +707,19 @@ class GlmerFit(LmerFit):
             return
         if self.max_abs_gradient > 2e-3:
             warnings.warn(f"glmer {self.formula!r}: model failed to converge: max |gradient| "
-                          f"= {self.max_abs_gradient:.2e} (tolerance 0.002)",
+                          f"= {self.max_abs_gradient:.2e} (tolerance 0.002){self._rescale_hint()}",
                           ConvergenceWarning, stacklevel=3)
+
+    def _rescale_hint(self) -> str:
+        """lme4's "Rescale variables?", naming the columns: fixed-effect columns whose sizes
+        (root mean squares) differ a hundredfold make the deviance's curvature uneven."""
+        rms = pd.Series(np.sqrt(np.mean(self.frame.X ** 2, axis=0)), index=self.frame.names)
+        rms = rms[rms > 0]
+        if rms.size < 2 or rms.max() < 100 * rms.min():
+            return ""
+        return (f"; the fixed-effect columns differ in size from {rms.min():.3g} "
+                f"({rms.idxmin()}) to {rms.max():.3g} ({rms.idxmax()}): rescale variables, "
+                f"e.g. center and scale with scale(x), and fit again")
 
     def summary(self) -> GlmerSummary:
         return GlmerSummary(self)
