@@ -430,6 +430,43 @@ def test_a_response_is_arithmetic_as_in_r_not_a_formula_of_terms(fits, data, res
     np.testing.assert_allclose(fit.theta, ref["theta"], rtol=RTOL)
 
 
+R_TERMS = json.loads((Path(__file__).parent / "reference" / "engine" / "r_terms_reference.json")
+                     .read_text(encoding="utf-8"))["fits"]
+
+
+def _r_terms_data(name: str) -> pd.DataFrame:
+    if name == "cake":  # lme4's cake: temperature is an ordered factor, replicate a label
+        cake = pd.read_csv(Path(__file__).parent / "reference" / "engine" / "data" / "cake.csv.gz")
+        return cake.astype({"replicate": str, "temperature": pd.CategoricalDtype(
+            sorted(cake["temperature"].unique()), ordered=True)})
+    sleep = load_sleepstudy()
+    return sleep.assign(fDays=pd.Categorical(sleep["Days"], categories=range(10), ordered=True))
+
+
+@pytest.mark.parametrize("key", list(R_TERMS))
+def test_poly_and_ordered_factors_are_coded_and_named_as_r_codes_them(key):
+    # poly(x, d): R's orthogonal polynomials (and raw = TRUE); an ordered factor: contr.poly,
+    # columns .L, .Q, .C, ^4, ...; the same fit as lme4's, and the same predictions at new x
+    ref = R_TERMS[key]
+    fit = lmer(ref["formula"], _r_terms_data(ref["data"]))
+    assert list(fit.fixef.index) == list(ref["fixef"]), ref["call"]
+    np.testing.assert_allclose(fit.fixef, list(ref["fixef"].values()), rtol=RTOL, atol=1e-6)
+    np.testing.assert_allclose(fit.theta, ref["theta"], rtol=1e-4, atol=1e-5)
+    assert fit.logLik == pytest.approx(ref["logLik"], rel=1e-9)
+    if ref["new_x"]:
+        new = pd.DataFrame({"Days": ref["new_x"], "Subject": "308"})
+        np.testing.assert_allclose(fit.predict(new, re_form=np.nan), ref["predict"], rtol=1e-7)
+
+
+@pytest.mark.parametrize("formula, message", [
+    ("Reaction ~ poly(Days, 10) + (1 | Subject)", "less than the number of unique values of x"),
+    ("Reaction ~ poly(Days, 0) + (1 | Subject)", "degree must be a positive whole number"),
+])
+def test_bad_poly_degrees_raise_naming_the_problem(data, formula, message):
+    with pytest.raises(ValueError, match=message):
+        lmer(formula, data["sleepstudy"])
+
+
 def test_non_numeric_response_raises(data):
     with pytest.raises(ValueError, match="column 'Subject' of data must be numeric"):
         lmer("Subject ~ 1 + Days + (1 | Days)", data["sleepstudy"])

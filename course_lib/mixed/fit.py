@@ -67,9 +67,11 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True,  # noqa: N803
         lme4 syntax: ``response ~ fixed + (lhs | group) + ...``. The fixed part takes ``1``/
         ``0``/``- 1``, numeric columns, factors (the first level is the reference), ``a:b``,
         ``a * b``, ``I(x^2)``, ``log()``, ``exp()``, ``sqrt()``, ``scale()`` (R's: n - 1),
-        ``factor()`` and ``offset(expr)``. Random terms: ``(1 | g)``, ``(0 + x | g)``,
-        ``(1 + x | g)`` or ``(x | g)`` (correlated), ``(1 + x || g)`` (uncorrelated),
-        ``(1 | a:b)``, ``(1 | a/b)``; any number, crossed or nested.
+        ``poly(x, 2)`` (R's orthogonal polynomials), ``factor()`` and ``offset(expr)``; an
+        ordered Categorical gets R's polynomial contrasts (``.L``, ``.Q``, ...). Random
+        terms: ``(1 | g)``, ``(0 + x | g)``, ``(1 + x | g)`` or ``(x | g)`` (correlated),
+        ``(1 + x || g)`` (uncorrelated), ``(1 | a:b)``, ``(1 | a/b)``; any number, crossed
+        or nested.
     data : pandas.DataFrame
         One row per observation. Rows with a missing value in a used column are dropped, as
         R's ``na.omit`` (``fit.n_omitted`` says how many).

@@ -49,7 +49,7 @@ class ParsedFormula:
 _NAME = re.compile(r"(?<![\w.])[A-Za-z_][A-Za-z0-9_.]*")
 # Names patsy itself provides inside a formula (contrasts, transforms), never columns.
 _PATSY_NAMES = {"Sum", "Treatment", "Poly", "Helmert", "Diff", "np", "center",
-                "standardize", "scale"}
+                "standardize", "scale", "TRUE", "FALSE"}
 
 
 def _malformed(formula: str, why: str) -> ValueError:
@@ -192,7 +192,7 @@ def _names_in(text: str) -> list[str]:
     for m in _NAME.finditer(text):
         after = text[m.end():].lstrip()
         if (after.startswith(("(", ".")) or keyword.iskeyword(m.group())
-                or m.group() in _PATSY_NAMES):
+                or m.group() in _PATSY_NAMES or re.match(r"=(?!=)", after)):  # a keyword argument
             continue
         names.append(m.group())
     return names

@@ -6,9 +6,12 @@ This is R's ``model.frame`` and ``model.matrix`` for the fixed part, with R's se
   (``na.action = na.omit``), and the fit says how many;
 - the formula's functions are R's: ``log``, ``exp``, ``sqrt``, ``abs``, ``I()``,
   ``scale()`` (centred and divided by the standard deviation with n - 1, as R's ``scale``;
-  patsy's own divides by n), ``factor()``; ``a * b``, ``a:b``, ``0 +`` and ``- 1``;
+  patsy's own divides by n), ``poly(x, degree)`` (R's orthogonal polynomials, or
+  ``raw = TRUE``), ``factor()``; ``a * b``, ``a:b``, ``0 +`` and ``- 1``; the response is
+  an arithmetic expression (``Reaction - 250``), or lme4's binomial ``cbind(k, n - k)``;
 - factor levels in R's order (a Categorical keeps its categories, text is sorted) with
-  treatment contrasts, and columns named and ordered as R's ``model.matrix`` names them;
+  treatment contrasts, an ordered Categorical with polynomial ones (R's ``contr.poly``),
+  and columns named and ordered as R's ``model.matrix`` names them;
 - a rank-deficient X loses its later, redundant columns, as lme4 does (R's ``qr`` keeps
   the earlier of two collinear columns: ``Days`` over ``Days2 = 2 Days``).
 
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import patsy
+from patsy.categorical import C, _CategoricalBox
 
 from course_lib._validate import require_columns, require_numeric
 from course_lib.mixed.formula import ParsedFormula, _used_columns, cbind_parts
@@ -60,10 +64,51 @@ class _RScale:
         return (np.asarray(x, dtype=float) - self.center) / self.scale
 
 
+class _RPoly:
+    """R's ``poly(x, degree, raw = FALSE)``: orthogonal polynomials of the fitted data (R's
+    QR construction), remembered as R's ``coefs`` (alpha, norm2) so that new data get the
+    same polynomials by R's three-term recurrence (``predict.poly``); ``raw``: x, x², ...
+    Written out: patsy has no orthogonal polynomials of a covariate, and R's differ from
+    numpy's and scikit-learn's in scaling and sign."""
+
+    def __init__(self):
+        self._chunks: list[np.ndarray] = []
+
+    def memorize_chunk(self, x, degree=1, raw=False):
+        self._chunks.append(np.asarray(x, dtype=float).ravel())
+        self._degree, self._raw = degree, raw
+
+    def memorize_finish(self):  # (patsy passes no arguments here)
+        x, degree, raw = np.concatenate(self._chunks), self._degree, self._raw
+        if not isinstance(degree, int | np.integer) or degree < 1:
+            raise ValueError(f"poly(x, degree): degree must be a positive whole number, got {degree!r}")
+        if not raw and degree >= np.unique(x).size:
+            raise ValueError(f"poly(x, {degree}): the degree must be less than the number of unique "
+                             f"values of x ({np.unique(x).size})")
+        centred = x - x.mean()
+        q, r = np.linalg.qr(np.vander(centred, degree + 1, increasing=True))
+        Z = q * np.diag(r)  # x^j less its projection on the lower powers: monic orthogonal
+        norm2 = (Z ** 2).sum(axis=0)
+        self.alpha = ((centred[:, None] * Z ** 2).sum(axis=0) / norm2 + x.mean())[:degree]
+        self.norm2 = np.r_[1.0, norm2]
+
+    def transform(self, x, degree=1, raw=False):
+        x = np.asarray(x, dtype=float).ravel()
+        if raw:
+            Z = np.vander(x, degree + 1, increasing=True)[:, 1:]
+            return Z[:, 0] if degree == 1 else Z
+        Z = np.ones((x.size, degree + 1))
+        Z[:, 1] = x - self.alpha[0]
+        for i in range(1, degree):
+            Z[:, i + 1] = (x - self.alpha[i]) * Z[:, i] - self.norm2[i + 1] / self.norm2[i] * Z[:, i - 1]
+        Z = (Z / np.sqrt(self.norm2[1:]))[:, 1:]
+        return Z[:, 0] if degree == 1 else Z
+
+
 def _factor(x):
     """R's ``factor(x)``: categorical with levels in R's order (sorted, or a Categorical's
     own category order)."""
-    if isinstance(getattr(x, "dtype", None), pd.CategoricalDtype):
+    if isinstance(getattr(x, "dtype", None), pd.CategoricalDtype) or isinstance(x, _CategoricalBox):
         return x
     values = pd.Series(np.asarray(x))
     return pd.Categorical(values, categories=sorted(values.dropna().unique().tolist()))
@@ -72,7 +117,8 @@ def _factor(x):
 #: The names a formula may call, as in R.
 R_FUNCTIONS = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
                "log2": np.log2, "log10": np.log10, "log1p": np.log1p,
-               "scale": patsy.stateful_transform(_RScale), "factor": _factor, "np": np}
+               "scale": patsy.stateful_transform(_RScale), "factor": _factor, "np": np,
+               "poly": patsy.stateful_transform(_RPoly), "TRUE": True, "FALSE": False}
 _ENV = patsy.EvalEnvironment([R_FUNCTIONS])
 
 
@@ -81,7 +127,11 @@ def _lme4_name(patsy_name: str) -> str:
     ``MachineB``, ``I(day ** 2)`` -> ``I(day^2)``."""
     if patsy_name == "Intercept":
         return "(Intercept)"
-    name = re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", patsy_name)
+    name = re.sub(r"\[(\d+)\]", lambda m: str(int(m[1]) + 1), patsy_name)  # poly(x, 2)1, as R
+    name = re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", name)
+    name = re.sub(r"\.(L)inear\b|\.(Q)uadratic\b|\.(C)ubic\b", lambda m: "." + "".join(filter(None, m.groups())),
+                  name)  # contr.poly's columns, as R names them
+    name = re.sub(r"(?<![=<>!\s])=(?![=\s])", " = ", name)  # poly(x, 2, raw = TRUE), as R deparses
     return re.sub(r"\s*\*\*\s*", "^", name)
 
 
@@ -118,6 +168,16 @@ def _r_columns(desc, info) -> tuple[list[int], list[str]]:
     return order, names
 
 
+def _r_data(data: pd.DataFrame):
+    """The columns as patsy should read them: an ordered Categorical with R's polynomial
+    contrasts (``contr.poly``), as R codes an ordered factor; the data as they are when none is."""
+    ordered = [c for c in data.columns
+               if isinstance(data[c].dtype, pd.CategoricalDtype) and data[c].dtype.ordered]
+    if not ordered:
+        return data
+    return {**{c: data[c] for c in data.columns}, **{c: C(data[c], patsy.Poly) for c in ordered}}
+
+
 @dataclass(frozen=True)
 class _Design:
     """A patsy design rearranged to R's column order and names."""
@@ -130,14 +190,14 @@ class _Design:
     def build(cls, text: str, data: pd.DataFrame) -> tuple[_Design, np.ndarray]:
         try:
             desc = patsy.ModelDesc.from_formula(text)
-            mat = patsy.dmatrix(desc, data, NA_action="raise", eval_env=_ENV)
+            mat = patsy.dmatrix(desc, _r_data(data), NA_action="raise", eval_env=_ENV)
         except (patsy.PatsyError, NameError, TypeError) as err:
             raise ValueError(f"cannot build a model matrix from {text!r}: {err}") from None
         order, names = _r_columns(desc, mat.design_info)
         return cls(mat.design_info, order, names), np.asarray(mat)[:, order]
 
     def matrix(self, data: pd.DataFrame) -> np.ndarray:
-        (mat,) = patsy.build_design_matrices([self.info], data, NA_action="raise")
+        (mat,) = patsy.build_design_matrices([self.info], _r_data(data), NA_action="raise")
         return np.asarray(mat)[:, self.order]
 
 
