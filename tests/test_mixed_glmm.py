@@ -222,6 +222,21 @@ def test_a_gradient_warning_from_an_unscaled_covariate_names_it_and_scaling_remo
     assert raw.logLik == pytest.approx(scaled.logLik, abs=1e-6)  # the same model, converged
 
 
+def test_a_logical_or_factor_binomial_response_is_read_as_r_reads_it():
+    # R: TRUE/FALSE are 1/0; a factor's first level is failure, every other level success
+    ref = REF["choices"]
+    data = make_data.simulated(ref["data"])
+    numeric = glmer(ref["formula"], data, family="binomial")
+    as_bool = glmer(ref["formula"], data.assign(correct=data["correct"] == 1), family="binomial")
+    labels = pd.Categorical(np.where(data["correct"] == 1, "right", "wrong"), ["wrong", "right"])
+    as_factor = glmer(ref["formula"], data.assign(correct=labels), family="binomial")
+    for other in (as_bool, as_factor):
+        np.testing.assert_array_equal(other.fixef, numeric.fixef)
+        assert other.logLik == numeric.logLik
+    with pytest.raises(ValueError, match=r"holds .* values; code success as 1 and failure as 0"):
+        glmer(ref["formula"], data.assign(correct=np.asarray(labels, dtype=object)), family="binomial")
+
+
 def test_glmm_offers_wald_intervals_and_z_tests_and_refuses_lmm_only_methods():
     fit, _ = fitted("spikes_slope")
     ci = fit.confint()

@@ -236,7 +236,8 @@ class _SimpleDesign:
 def _evaluate(text: str, data: pd.DataFrame, what: str) -> np.ndarray:
     """One numeric column from an expression of the data (``y``, ``log(y)``, ``log(t)``)."""
     if text in data.columns:
-        require_numeric(data, [text])
+        if not pd.api.types.is_bool_dtype(data[text]):  # True/False count as 1/0, as in R
+            require_numeric(data, [text])
         return data[text].to_numpy(dtype=float)
     try:
         # I(): the expression is arithmetic, as R evaluates a response; in patsy's formula

@@ -174,6 +174,22 @@ def _family(family) -> Family:
     return fam
 
 
+def _binomial_factor(data: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A Categorical binomial response as R's binomial family reads a factor: its first level
+    is failure (0), every other level success (1); text gets an error showing how to code it."""
+    if name not in data.columns or pd.api.types.is_numeric_dtype(data[name]) \
+            or pd.api.types.is_bool_dtype(data[name]):
+        return data
+    column = data[name]
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        example = column.dropna().iloc[0] if column.notna().any() else "yes"
+        raise ValueError(f"the binomial response {name!r} holds {column.dtype} values; code "
+                         f"success as 1 and failure as 0, e.g. data.assign({name}=data[{name!r}] "
+                         f"== {example!r}), or make it a Categorical whose first level is failure")
+    success = (column != column.cat.categories[0]).astype(float).where(column.notna())
+    return data.assign(**{name: success})
+
+
 def _check_response(fam: Family, y: np.ndarray, w: np.ndarray, has_weights: bool,
                     name: str) -> None:
     if fam.name == "poisson":
@@ -454,9 +470,9 @@ def glmer(formula: str, data: pd.DataFrame, family="poisson", weights=None, offs
     data : pandas.DataFrame
         One row per observation; rows with missing values in used columns are dropped.
     family : {"poisson", "binomial"}
-        Poisson with log link (counts), or binomial with logit link (a 0/1 response, a
-        proportion with ``weights`` = number of trials, or lme4's ``cbind(successes,
-        failures)``).
+        Poisson with log link (counts), or binomial with logit link (a 0/1 or True/False
+        response, a Categorical whose first level is failure, a proportion with ``weights`` =
+        number of trials, or lme4's ``cbind(successes, failures)``).
     weights : str or array-like, optional
         Prior weights; for the binomial family, the number of trials per row.
     offset : str or array-like, optional
@@ -491,6 +507,7 @@ def glmer(formula: str, data: pd.DataFrame, family="poisson", weights=None, offs
     if fam.name != "binomial" and cbind_parts(parsed.response):
         raise ValueError(f"the response {parsed.response!r} counts successes and failures, a "
                          f"binomial response: use family='binomial', not {fam.name!r}")
+    data = _binomial_factor(data, parsed.response) if fam.name == "binomial" else data
     frame = model_frame(parsed, data, weights=weights, offset=offset)
     _check_response(fam, frame.y, frame.weights, frame.has_weights, parsed.response)
     terms = random_terms(parsed.random, frame.data, residual=False)
