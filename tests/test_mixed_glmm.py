@@ -237,6 +237,33 @@ def test_a_logical_or_factor_binomial_response_is_read_as_r_reads_it():
         glmer(ref["formula"], data.assign(correct=np.asarray(labels, dtype=object)), family="binomial")
 
 
+def test_simulated_counts_have_the_models_marginal_mean():
+    # E[y_i] = exp(x_i'beta + z_i' Sigma z_i / 2) over new random effects b ~ N(0, Sigma):
+    # the mean of 400 simulated data sets within 4 Monte Carlo SEs (leaving b out: 39 SEs off)
+    fit, _ = fitted("spikes_slope")
+    ys = fit.simulate(400, seed=3)
+    term, lam = fit.terms[0], fit._lambda[0]
+    expected = np.exp(fit.X @ fit.fixef.to_numpy()
+                      + 0.5 * np.einsum("nq,qr,nr->n", term.Z, lam @ lam.T, term.Z))
+    means = ys.mean(axis=0)
+    assert abs(means.mean() - expected.mean()) < 4 * means.std() / np.sqrt(ys.shape[1])
+    np.testing.assert_array_equal(ys, fit.simulate(400, seed=3))
+    assert not np.array_equal(ys[:, :5], fit.simulate(5, seed=4))
+    assert np.all(ys == np.round(ys)) and ys.min() >= 0
+
+
+def test_a_binomial_fit_simulates_proportions_of_its_trials_that_refit_near_it():
+    fit, _ = fitted("choices_agg")
+    ys = fit.simulate(3, seed=1)
+    trials = fit.frame.weights[:, None]
+    np.testing.assert_allclose(ys * trials, np.round(ys * trials), atol=1e-9)
+    data = make_data.simulated(REF["choices_agg"]["data"]).assign(prop=ys[:, 0])
+    refit = glmer(REF["choices_agg"]["formula"], data, family="binomial", weights="n")
+    assert np.all(np.abs(refit.fixef - fit.fixef) < 4 * fit.fixef_se)
+    with pytest.raises(ValueError, match="newdata=...\\) of a GLMM is not available"):
+        fit.simulate(newdata=data)
+
+
 def test_glmm_offers_wald_intervals_and_z_tests_and_refuses_lmm_only_methods():
     fit, _ = fitted("spikes_slope")
     ci = fit.confint()

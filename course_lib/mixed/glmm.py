@@ -50,6 +50,7 @@ from course_lib.mixed.formula import cbind_parts, parse_formula
 from course_lib.mixed.frame import model_frame
 from course_lib.mixed.optimize import bobyqa
 from course_lib.mixed.pls import BlockedPLS, _batched_cholesky
+from course_lib.mixed.simulate import draw_responses
 from course_lib.mixed.summary import LmerSummary, _quantile_block, _r_format, _table
 from course_lib.mixed.terms import random_terms
 
@@ -488,7 +489,7 @@ def glmer(formula: str, data: pd.DataFrame, family="poisson", weights=None, offs
     GlmerFit
         lme4's accessors: ``fixef``, ``fixef_se``, ``vcov``, ``VarCorr``, ``ranef``, ``coef``,
         ``logLik``, ``AIC``, ``BIC``, ``deviance``, ``predict(type=)``, ``fitted``,
-        ``resid(type=)``, ``overdispersion()``, ``summary()``.
+        ``resid(type=)``, ``overdispersion()``, ``simulate()``, ``summary()``.
 
     Raises
     ------
@@ -765,9 +766,35 @@ class GlmerFit(LmerFit):
         return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.fixef_se,
                              "z value": z, "Pr(>|z|)": 2 * scipy.stats.norm.sf(np.abs(z))})
 
-    def simulate(self, nsim: int = 1, seed: int = 0, newdata=None):
-        raise ValueError("simulate() of a GLMM is not available yet; simulate counts from "
-                         "fit.predict(type='response') with numpy's poisson or binomial")
+    def simulate(self, nsim: int = 1, seed: int = 0, newdata=None) -> np.ndarray:
+        """Responses simulated from the fitted model on the fitted rows (lme4's ``simulate``,
+        ``use.u=FALSE``): new random effects b = Lambda u, u ~ N(0, I), then
+        y ~ Poisson(exp(eta)), or a binomial proportion of ``weights`` trials with
+        p = logit^-1(eta), eta = X beta + offset + Z b, for a parametric bootstrap or a
+        check of the model against its data.
+
+        Returns
+        -------
+        numpy.ndarray, shape (rows, nsim)
+            Counts, or proportions of successes (0/1 for a 0/1 response).
+        """
+        if not isinstance(nsim, int | np.integer) or nsim < 1:
+            raise ValueError(f"nsim must be a positive integer, got {nsim!r}")
+        if newdata is not None:
+            raise ValueError("simulate(newdata=...) of a GLMM is not available; simulate on the "
+                             "fitted rows, or fit the model to a design with placeholder data")
+        trials = self.frame.weights
+        if self.family.name == "poisson" and np.any(trials != 1):
+            raise ValueError("simulate() of a Poisson GLMM with prior weights is not defined "
+                             "(a weighted count has no Poisson distribution)")
+        eta = draw_responses(self.X @ self.fixef.to_numpy() + self.frame.offset, self.terms,
+                             self._lambda, 0.0, nsim, seed)
+        rng = np.random.default_rng([seed, 1])  # the responses' own stream, after the effects'
+        mu = self.family.linkinv(eta)
+        if self.family.name == "poisson":
+            return rng.poisson(mu).astype(float)
+        size = np.round(trials).astype(int)[:, None]
+        return rng.binomial(size, mu) / size
 
     def __repr__(self) -> str:
         return (f"<GlmerFit {self.family.name}: {self.formula}; nobs={self.nobs}, "
