@@ -8,8 +8,8 @@ The model
     \qquad g(\mu) = \eta = X\beta + Zb + \text{offset}, \qquad b = \Lambda_\theta u,
     \quad u \sim N(0, I),
 
-with the log link for counts and the logit link for proportions (n_i, the numbers of
-trials, are the prior ``weights``; a 0/1 response has n_i = 1). The likelihood integrates
+with the log link for counts and the logit (or probit, or cloglog) link for proportions (n_i,
+the numbers of trials, are the prior ``weights``; a 0/1 response has n_i = 1). The likelihood integrates
 over u; lme4's default (nAGQ = 1) replaces the integral by Laplace's approximation at the
 conditional mode u-hat(theta, beta), which penalised iteratively reweighted least squares
 (PIRLS) finds on the same blocked factorisation as :mod:`course_lib.mixed.pls`, with the
@@ -76,24 +76,44 @@ GLMER_STAGE1 = {**GLMER_OPTIMIZER, "ftol_abs": 1e-4, "xtol_rel": 1e-3,
 # Families
 # --------------------------------------------------------------------------------------------
 
+#: R's bounds: a probit's eta is clamped at +-qnorm(eps), a cloglog's mu within [eps, 1 - eps]
+_EPS = np.finfo(float).eps
+_PROBIT_MAX = float(-scipy.special.ndtri(_EPS))
+
+
 @dataclass(frozen=True)
 class Family:
-    """An exponential family with its canonical link, as R's ``poisson()``/``binomial()``."""
+    """An exponential family and its link, as R's ``poisson()``/``binomial(link = ...)``:
+    Poisson with the log link; binomial with the logit (canonical), probit or cloglog link,
+    each computed as R's ``make.link`` computes it (its clamps included)."""
 
     name: str
     link: str
 
     def linkinv(self, eta):
-        return np.exp(eta) if self.name == "poisson" else scipy.special.expit(eta)
+        if self.link == "log":
+            return np.exp(eta)
+        if self.link == "logit":
+            return scipy.special.expit(eta)
+        if self.link == "probit":
+            return scipy.special.ndtr(np.clip(eta, -_PROBIT_MAX, _PROBIT_MAX))
+        return np.clip(-np.expm1(-np.exp(eta)), _EPS, 1 - _EPS)  # cloglog
 
     def linkfun(self, mu):
-        return np.log(mu) if self.name == "poisson" else scipy.special.logit(mu)
+        return {"log": np.log, "logit": scipy.special.logit, "probit": scipy.special.ndtri,
+                "cloglog": lambda m: np.log(-np.log1p(-m))}[self.link](mu)
 
     def mu_eta(self, eta):
-        if self.name == "poisson":
-            return np.maximum(np.exp(eta), np.finfo(float).eps)
-        mu = scipy.special.expit(eta)
-        return np.maximum(mu * (1 - mu), np.finfo(float).eps)
+        """d mu / d eta."""
+        if self.link == "log":
+            return np.maximum(np.exp(eta), _EPS)
+        if self.link == "logit":
+            mu = scipy.special.expit(eta)
+            return np.maximum(mu * (1 - mu), _EPS)
+        if self.link == "probit":
+            return np.maximum(scipy.stats.norm.pdf(eta), _EPS)
+        eta = np.minimum(eta, 700.0)
+        return np.maximum(np.exp(eta - np.exp(eta)), _EPS)  # cloglog
 
     def variance(self, mu):
         return mu if self.name == "poisson" else mu * (1 - mu)
@@ -125,14 +145,23 @@ class Family:
         pass over n where dev_resid and row_aic take several."""
         if self.name == "poisson":
             return 2.0 * float(w @ (np.exp(eta) - y * eta))
-        return 2.0 * float(w @ (np.logaddexp(0.0, eta) - y * eta))
+        if self.link == "logit":
+            return 2.0 * float(w @ (np.logaddexp(0.0, eta) - y * eta))
+        return -2.0 * float(np.sum(self.ll_eta(y, eta, w)))
 
     def ll_eta(self, y, eta, w):
         """log p(y_i | eta_i) row by row (any shape broadcasting with y), less the terms free
-        of eta (:meth:`row_m2ll_const`): w (y eta - b(eta))."""
+        of eta (:meth:`row_m2ll_const`): w (y eta - b(eta)) with a canonical link, else
+        w (y log mu + (1 - y) log(1 - mu)) with R's mu (probit: by the normal's log cdf)."""
         if self.name == "poisson":
             return w * (y * eta - np.exp(eta))
-        return w * (y * eta - np.logaddexp(0.0, eta))
+        if self.link == "logit":
+            return w * (y * eta - np.logaddexp(0.0, eta))
+        if self.link == "probit":
+            eta = np.clip(eta, -_PROBIT_MAX, _PROBIT_MAX)
+            return w * (y * scipy.special.log_ndtr(eta) + (1 - y) * scipy.special.log_ndtr(-eta))
+        mu = self.linkinv(eta)
+        return w * (y * np.log(mu) + (1 - y) * np.log1p(-mu))
 
     def row_m2ll_const(self, y, w):
         """The terms of -2 log p(y_i | mu_i) free of mu, row by row."""
@@ -155,6 +184,8 @@ class Family:
 
 
 FAMILIES = {"poisson": Family("poisson", "log"), "binomial": Family("binomial", "logit")}
+#: The links each family takes here, the default first.
+LINKS = {"poisson": ("log",), "binomial": ("logit", "probit", "cloglog")}
 
 
 def _family(family) -> Family:
@@ -167,12 +198,11 @@ def _family(family) -> Family:
         link = rest.strip(") ").split("=")[-1].strip(" '\"")
     if name not in FAMILIES:
         raise ValueError(f"family {family!r} is not supported; use 'poisson' (log link) or "
-                         f"'binomial' (logit link)")
-    fam = FAMILIES[name]
-    if link not in (None, fam.link):
-        raise ValueError(f"link {link!r} is not supported for {name}; glmer here uses the "
-                         f"canonical link '{fam.link}'")
-    return fam
+                         f"'binomial' (logit, probit or cloglog link)")
+    if link not in (None, *LINKS[name]):
+        raise ValueError(f"link {link!r} is not supported for {name}; the links here are "
+                         f"{', '.join(repr(k) for k in LINKS[name])}")
+    return Family(name, link or LINKS[name][0])
 
 
 def _binomial_factor(data: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -471,7 +501,8 @@ def glmer(formula: str, data: pd.DataFrame, family="poisson", weights=None, offs
     data : pandas.DataFrame
         One row per observation; rows with missing values in used columns are dropped.
     family : {"poisson", "binomial"}
-        Poisson with log link (counts), or binomial with logit link (a 0/1 or True/False
+        Poisson with log link (counts), or binomial with the logit link, or
+        ``"binomial(link = 'probit')"`` or ``'cloglog'`` (a 0/1 or True/False
         response, a Categorical whose first level is failure, a proportion with ``weights`` =
         number of trials, or lme4's ``cbind(successes, failures)``).
     weights : str or array-like, optional
@@ -770,7 +801,7 @@ class GlmerFit(LmerFit):
         """Responses simulated from the fitted model on the fitted rows (lme4's ``simulate``,
         ``use.u=FALSE``): new random effects b = Lambda u, u ~ N(0, I), then
         y ~ Poisson(exp(eta)), or a binomial proportion of ``weights`` trials with
-        p = logit^-1(eta), eta = X beta + offset + Z b, for a parametric bootstrap or a
+        p = g^-1(eta) (the link inverted), eta = X beta + offset + Z b, for a parametric bootstrap or a
         check of the model against its data.
 
         Returns
