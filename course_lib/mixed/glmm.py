@@ -801,8 +801,8 @@ class GlmerFit(LmerFit):
         """Responses simulated from the fitted model on the fitted rows (lme4's ``simulate``,
         ``use.u=FALSE``): new random effects b = Lambda u, u ~ N(0, I), then
         y ~ Poisson(exp(eta)), or a binomial proportion of ``weights`` trials with
-        p = g^-1(eta) (the link inverted), eta = X beta + offset + Z b, for a parametric bootstrap or a
-        check of the model against its data.
+        p = g^-1(eta) (the link inverted), eta = X beta + offset + Z b: for a parametric
+        bootstrap, or a check of the model against its data.
 
         Returns
         -------
