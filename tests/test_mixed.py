@@ -446,7 +446,8 @@ def _r_terms_data(name: str) -> pd.DataFrame:
 @pytest.mark.parametrize("key", list(R_TERMS))
 def test_poly_and_ordered_factors_are_coded_and_named_as_r_codes_them(key):
     # poly(x, d): R's orthogonal polynomials (and raw = TRUE); an ordered factor: contr.poly,
-    # columns .L, .Q, .C, ^4, ...; the same fit as lme4's, and the same predictions at new x
+    # columns .L, .Q, .C, ^4, ...; 0 + factor(x): a column per level, named by level (not a
+    # poly-like 1, 2, ...); the same fit as lme4's, and the same predictions at new x
     ref = R_TERMS[key]
     fit = lmer(ref["formula"], _r_terms_data(ref["data"]))
     assert list(fit.fixef.index) == list(ref["fixef"]), ref["call"]

@@ -127,8 +127,7 @@ def _lme4_name(patsy_name: str) -> str:
     ``MachineB``, ``I(day ** 2)`` -> ``I(day^2)``."""
     if patsy_name == "Intercept":
         return "(Intercept)"
-    name = re.sub(r"\[(\d+)\]", lambda m: str(int(m[1]) + 1), patsy_name)  # poly(x, 2)1, as R
-    name = re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", name)
+    name = re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", patsy_name)
     name = re.sub(r"\.(L)inear\b|\.(Q)uadratic\b|\.(C)ubic\b", lambda m: "." + "".join(filter(None, m.groups())),
                   name)  # contr.poly's columns, as R names them
     name = re.sub(r"(?<![=<>!\s])=(?![=\s])", " = ", name)  # poly(x, 2, raw = TRUE), as R deparses
@@ -145,6 +144,9 @@ def _r_columns(desc, info) -> tuple[list[int], list[str]]:
     written order inside a term, so both are rearranged here.
     """
     written = {term: k for k, term in enumerate(desc.rhs_termlist)}
+    # a numeric factor of several columns (poly(x, 2)): patsy's x[0], x[1]; R's x1, x2
+    matrix_columns = {f"{f.name()}[{k}]": f"{f.name()}{k + 1}" for f, fi in info.factor_infos.items()
+                      if fi.type == "numerical" and fi.num_columns > 1 for k in range(fi.num_columns)}
     rank: dict = {}
     for term in desc.rhs_termlist:
         for factor in term.factors:
@@ -153,7 +155,7 @@ def _r_columns(desc, info) -> tuple[list[int], list[str]]:
     for term in sorted(info.terms, key=lambda t: (len(t.factors), written.get(t, 0))):
         sl = info.term_slices[term]
         cols = list(range(sl.start, sl.stop))
-        pieces = [info.column_names[c].split(":") for c in cols]
+        pieces = [[matrix_columns.get(p, p) for p in info.column_names[c].split(":")] for c in cols]
         perm = sorted(range(len(term.factors)), key=lambda k: rank.get(term.factors[k], k))
         if len(term.factors) > 1 and len(pieces[0]) == len(term.factors):
             pieces = [[p[k] for k in perm] for p in pieces]

@@ -19,6 +19,7 @@ models <- list(
   list("poly2", "sleepstudy", "Reaction ~ poly(Days, 2) + (Days | Subject)", sleep, new_days),
   list("poly3_raw", "sleepstudy", "Reaction ~ poly(Days, 3, raw = TRUE) + (1 | Subject)", sleep, new_days),
   list("ordered_days", "sleepstudy", "Reaction ~ fDays + (1 | Subject)", sleep, NULL),
+  list("no_intercept_factor", "sleepstudy", "Reaction ~ 0 + factor(Days) + (1 | Subject)", sleep, NULL),
   list("cake_ordered", "cake", "angle ~ recipe * temperature + (1 | recipe:replicate)", cake, NULL)
 )
 out <- list()
