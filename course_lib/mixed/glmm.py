@@ -13,8 +13,9 @@ with the log link for counts and the logit (or probit, or cloglog) link for prop
 likelihood integrates over u; lme4's default (nAGQ = 1) replaces the integral by Laplace's
 approximation at the conditional mode u-hat(theta, beta), which penalised iteratively
 reweighted least squares (PIRLS) finds on the same blocked factorisation as
-:mod:`course_lib.mixed.pls`, with the IRLS weights W = n mu'(eta)^2 / V(mu) in place of the prior weights (with a single
-random-effects term the blocks are solved level by level, beta by their Schur complement):
+:mod:`course_lib.mixed.pls`, with the IRLS weights W = n mu'(eta)^2 / V(mu) in place of the
+prior weights (with a single random-effects term the blocks are solved level by level, beta
+by their Schur complement):
 
 .. math::
 
