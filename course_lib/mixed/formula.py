@@ -170,7 +170,8 @@ def cbind_parts(response: str) -> tuple[str, str] | None:
         return None
     parts = [part for _, part in _split_top_level(text[6:-1], response, ",")]
     if len(parts) != 2:
-        raise _malformed(response, f"cbind(successes, failures) takes two columns, got {len(parts)}")
+        raise _malformed(response, f"cbind(successes, failures) takes two columns, got "
+                                   f"{len(parts)}")
     return parts[0], parts[1]
 
 

@@ -81,7 +81,8 @@ class _RPoly:
     def memorize_finish(self):  # (patsy passes no arguments here)
         x, degree, raw = np.concatenate(self._chunks), self._degree, self._raw
         if not isinstance(degree, int | np.integer) or degree < 1:
-            raise ValueError(f"poly(x, degree): degree must be a positive whole number, got {degree!r}")
+            raise ValueError(f"poly(x, degree): degree must be a positive whole number, got "
+                             f"{degree!r}")
         if not raw and degree >= np.unique(x).size:
             raise ValueError(f"poly(x, {degree}): the degree must be less than the number of unique "
                              f"values of x ({np.unique(x).size})")
@@ -100,7 +101,8 @@ class _RPoly:
         Z = np.ones((x.size, degree + 1))
         Z[:, 1] = x - self.alpha[0]
         for i in range(1, degree):
-            Z[:, i + 1] = (x - self.alpha[i]) * Z[:, i] - self.norm2[i + 1] / self.norm2[i] * Z[:, i - 1]
+            ratio = self.norm2[i + 1] / self.norm2[i]
+            Z[:, i + 1] = (x - self.alpha[i]) * Z[:, i] - ratio * Z[:, i - 1]
         Z = (Z / np.sqrt(self.norm2[1:]))[:, 1:]
         return Z[:, 0] if degree == 1 else Z
 
@@ -108,7 +110,7 @@ class _RPoly:
 def _factor(x):
     """R's ``factor(x)``: categorical with levels in R's order (sorted, or a Categorical's
     own category order)."""
-    if isinstance(getattr(x, "dtype", None), pd.CategoricalDtype) or isinstance(x, _CategoricalBox):
+    if isinstance(x, _CategoricalBox) or isinstance(getattr(x, "dtype", None), pd.CategoricalDtype):
         return x
     values = pd.Series(np.asarray(x))
     return pd.Categorical(values, categories=sorted(values.dropna().unique().tolist()))
@@ -128,8 +130,7 @@ def _lme4_name(patsy_name: str) -> str:
     if patsy_name == "Intercept":
         return "(Intercept)"
     name = re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", patsy_name)
-    name = re.sub(r"\.(L)inear\b|\.(Q)uadratic\b|\.(C)ubic\b", lambda m: "." + "".join(filter(None, m.groups())),
-                  name)  # contr.poly's columns, as R names them
+    name = re.sub(r"\.(Linear|Quadratic|Cubic)\b", lambda m: "." + m[1][0], name)  # contr.poly's
     name = re.sub(r"(?<![=<>!\s])=(?![=\s])", " = ", name)  # poly(x, 2, raw = TRUE), as R deparses
     return re.sub(r"\s*\*\*\s*", "^", name)
 
@@ -145,8 +146,10 @@ def _r_columns(desc, info) -> tuple[list[int], list[str]]:
     """
     written = {term: k for k, term in enumerate(desc.rhs_termlist)}
     # a numeric factor of several columns (poly(x, 2)): patsy's x[0], x[1]; R's x1, x2
-    matrix_columns = {f"{f.name()}[{k}]": f"{f.name()}{k + 1}" for f, fi in info.factor_infos.items()
-                      if fi.type == "numerical" and fi.num_columns > 1 for k in range(fi.num_columns)}
+    matrix_columns = {f"{f.name()}[{k}]": f"{f.name()}{k + 1}"
+                      for f, fi in info.factor_infos.items()
+                      if fi.type == "numerical" and fi.num_columns > 1
+                      for k in range(fi.num_columns)}
     rank: dict = {}
     for term in desc.rhs_termlist:
         for factor in term.factors:
@@ -155,7 +158,8 @@ def _r_columns(desc, info) -> tuple[list[int], list[str]]:
     for term in sorted(info.terms, key=lambda t: (len(t.factors), written.get(t, 0))):
         sl = info.term_slices[term]
         cols = list(range(sl.start, sl.stop))
-        pieces = [[matrix_columns.get(p, p) for p in info.column_names[c].split(":")] for c in cols]
+        pieces = [[matrix_columns.get(p, p) for p in info.column_names[c].split(":")]
+                  for c in cols]
         perm = sorted(range(len(term.factors)), key=lambda k: rank.get(term.factors[k], k))
         if len(term.factors) > 1 and len(pieces[0]) == len(term.factors):
             pieces = [[p[k] for k in perm] for p in pieces]
