@@ -172,6 +172,8 @@ def test_overdispersed_counts_are_detected_by_pearson_ratio():
     ([0, 1, 2], "binomial", r"must lie in \[0, 1\]"),
     ([0, 0.5, 1], "binomial", "proportions but no weights"),
     ([0, 1, 1], "gamma", "family 'gamma' is not supported"),
+    ([0, 0, 0], "poisson", "is 0 in every row"),
+    ([1, 1, 1], "binomial", "is 1 in every row"),
     ([0, 1, 1], "binomial(link = 'cauchit')", "link 'cauchit' is not supported"),
     ([0, 1, 1], "poisson(link = 'identity')", "link 'identity' is not supported"),
 ])
@@ -285,6 +287,19 @@ def test_probit_and_cloglog_links_match_lme4_to_three_figures(key):
     np.testing.assert_allclose(fit.theta, ref["theta"], rtol=RTOL, atol=1e-4)
     assert fit.logLik == pytest.approx(ref["logLik"], rel=1e-6, abs=1e-4)
     assert f"( {ref['link']} )" in str(fit.summary())
+
+
+def test_complete_separation_gives_one_clear_warning_not_a_flood_of_numpy_ones():
+    # y = 1 exactly when x > 0: the MLE of x's effect is infinite (R's glm warns "fitted
+    # probabilities numerically 0 or 1 occurred"); numpy's overflow warnings stay inside
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
+    data = pd.DataFrame({"y": (x > 0).astype(float), "x": x, "g": np.repeat(np.arange(10), 20)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        glmer("y ~ x + (1 | g)", data, family="binomial")
+    assert [w.category for w in caught] == [ConvergenceWarning]
+    assert "numerically 0 or 1" in str(caught[0].message) and "largest: x" in str(caught[0].message)
 
 
 def test_glmm_offers_wald_intervals_and_z_tests_and_refuses_lmm_only_methods():

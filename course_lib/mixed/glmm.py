@@ -232,6 +232,10 @@ def _check_response(fam: Family, y: np.ndarray, w: np.ndarray, has_weights: bool
             bad = y[y != np.round(y)][:3]
             raise ValueError(f"the Poisson response {name!r} has non-integer values "
                              f"(e.g. {bad.tolist()}); counts must be whole numbers")
+        if not np.any(y):
+            raise ValueError(f"the Poisson response {name!r} is 0 in every row: the rates' "
+                             f"maximum-likelihood estimate is 0, whose log (the model's scale) "
+                             f"is -inf, so there is nothing to fit")
         return
     if np.any((y < 0) | (y > 1)):
         raise ValueError(f"the binomial response {name!r} must lie in [0, 1] (0/1, or a "
@@ -243,6 +247,10 @@ def _check_response(fam: Family, y: np.ndarray, w: np.ndarray, has_weights: bool
     if has_weights and np.any(np.abs(w * y - np.round(w * y)) > 1e-7):
         raise ValueError("binomial weights times the response must be whole numbers of "
                          "successes (weights = number of trials)")
+    if np.all(y == y[0]) and y[0] in (0.0, 1.0):
+        raise ValueError(f"the binomial response {name!r} is {y[0]:g} in every row: the "
+                         f"probability's estimate is {y[0]:g}, at the edge of the link's scale, "
+                         f"so there is nothing to fit")
 
 
 # --------------------------------------------------------------------------------------------
@@ -548,7 +556,9 @@ def glmer(formula: str, data: pd.DataFrame, family="poisson", weights=None, offs
         raise ValueError("nAGQ > 1 is only available for models with a single scalar random "
                          "effect, e.g. (1 | group), as in lme4")
     model = _Laplace(fam, terms, frame.X, frame.y, frame.weights, frame.offset, int(nAGQ))
-    with _blas_threads(model.pls):
+    # (a trial theta may overflow exp(eta): PIRLS then returns inf, which the optimiser
+    # avoids; numpy's warnings about it would only bury the fit's own)
+    with _blas_threads(model.pls), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         theta, beta, evals = _optimise(model)
         dev = model.pirls(theta, beta)
         u_hat = model.u.copy()
@@ -754,6 +764,17 @@ class GlmerFit(LmerFit):
                 f"glmer {self.formula!r}: boundary (singular) fit: theta = "
                 f"{np.round(self.theta, 6).tolist()} has a diagonal element below "
                 f"{SINGULAR_TOL:g}", ConvergenceWarning, stacklevel=3)
+            return
+        edge = 10 * _EPS
+        if self.family.name == "binomial" and np.any((self.mu < edge) | (self.mu > 1 - edge)):
+            size = pd.Series(np.abs(self.fixef.to_numpy()) * self.frame.X.std(axis=0),
+                             index=self.frame.names).drop("(Intercept)", errors="ignore")
+            worst = f" (largest: {size.idxmax()}, {self.fixef[size.idxmax()]:.3g})" if size.size else ""
+            warnings.warn(f"glmer {self.formula!r}: fitted probabilities numerically 0 or 1 "
+                          f"occurred (R's glm warning): a predictor may separate the 0s from the "
+                          f"1s, so its estimate is unbounded and its SE meaningless{worst}; "
+                          f"drop or merge predictors, or fit with a prior (numpyro)",
+                          ConvergenceWarning, stacklevel=3)
             return
         if self.max_abs_gradient > 2e-3:
             warnings.warn(f"glmer {self.formula!r}: model failed to converge: max |gradient| "
