@@ -376,6 +376,14 @@ def test_formula_without_random_term_points_to_ols(data):
         lmer("Reaction ~ 1 + Days", data["sleepstudy"])
 
 
+def test_predictors_on_very_different_scales_warn_as_lme4_does(data):
+    # lme4's check.scaleX: Days in millionths of a day; the sleepstudy fixture warns of nothing
+    sleep = data["sleepstudy"]
+    with pytest.warns(mixed.ScaleWarning, match=r"very different scales \(standard deviations: "
+                                                r"Days 2\.88e\+06\)"):
+        lmer("Reaction ~ Days + (1 | Subject)", sleep.assign(Days=sleep["Days"] * 1e6))
+
+
 def test_a_cbind_response_points_to_glmer(data):
     with pytest.raises(ValueError, match=r"counts successes and failures: fit it with glmer\(.*binomial"):
         lmer("cbind(Days, 9 - Days) ~ 1 + (1 | Subject)", data["sleepstudy"])

@@ -61,9 +61,9 @@ from course_lib.mixed.fit import (
 )
 from course_lib.mixed.glmm import GlmerFit, glmer
 from course_lib.mixed.formula import ParsedFormula, RandomTerm, parse_formula
-from course_lib.mixed.frame import RankDeficiencyWarning
+from course_lib.mixed.frame import RankDeficiencyWarning, ScaleWarning
 from course_lib.mixed.summary import LmerSummary
 
 __all__ = ["lmer", "glmer", "GlmerFit", "anova", "parse_formula", "LmerFit", "LmerSummary",
            "RandomTerm", "ParsedFormula", "GRADIENT_TOL", "OPTIMIZER", "SINGULAR_TOL",
-           "ConvergenceWarning", "RankDeficiencyWarning"]
+           "ConvergenceWarning", "RankDeficiencyWarning", "ScaleWarning"]

@@ -395,9 +395,36 @@ def model_frame(parsed: ParsedFormula, data: pd.DataFrame, weights=None, offset=
                       f"{len(dropped)} column{'s' if len(dropped) > 1 else ''} / "
                       f"coefficient{'s' if len(dropped) > 1 else ''} ({', '.join(dropped)})",
                       RankDeficiencyWarning, stacklevel=4)
+    _check_scales(X[:, keep], names)
     return ModelFrame(rows, y, X[:, keep], design, keep, names,
                       np.ones(len(rows)) if w is None else w, off, n_omitted, dropped,
                       w is not None)
+
+
+#: lme4's ``check.scaleX`` tolerance: a continuous column's SD beyond 1e3 or below 1e-3, or two
+#: such SDs a thousandfold apart, make the optimisation ill-conditioned.
+SCALE_TOL = 1e3
+
+
+class ScaleWarning(UserWarning):
+    """lme4's "Some predictor variables are on very different scales: consider rescaling"."""
+
+
+def _check_scales(X: np.ndarray, names: list[str]) -> None:
+    """Warn as lme4's ``checkScaleX`` does, naming the columns and their SDs (0/1 columns,
+    such as the intercept and dummies, are left out, as lme4 leaves them)."""
+    continuous = [k for k in range(X.shape[1]) if not np.all(np.isin(X[:, k], (0.0, 1.0)))]
+    if not continuous or X.shape[0] < 2:
+        return
+    sd = pd.Series(X[:, continuous].std(axis=0, ddof=1), index=[names[k] for k in continuous])
+    log_sd = np.log(sd[sd > 0])
+    if log_sd.size and (log_sd.abs().max() > np.log(SCALE_TOL)
+                        or log_sd.max() - log_sd.min() > np.log(SCALE_TOL)):
+        sds = ", ".join(f"{name} {value:.3g}" for name, value in sd[sd > 0].items())
+        warnings.warn(f"some predictor variables are on very different scales (standard "
+                      f"deviations: {sds}): consider rescaling, e.g. scale(x) or other units, "
+                      f"so that the optimiser and its convergence checks work", ScaleWarning,
+                      stacklevel=4)
 
 
 class RankDeficiencyWarning(UserWarning):
