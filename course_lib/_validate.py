@@ -57,6 +57,12 @@ def require_numeric(data: pd.DataFrame, columns: Iterable[str], name: str = "dat
             )
 
 
+def require_positive_int(value, name: str) -> None:
+    """Raise unless ``value`` is a whole number of at least 1 (a count: nsim, nAGQ, chains)."""
+    if not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 def as_float_array(x, name: str, ndim: int | None = None) -> np.ndarray:
     """Convert ``x`` to a float array, checking its dimension and that it is finite."""
     try:

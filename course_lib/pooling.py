@@ -51,6 +51,7 @@ from course_lib._validate import (
     require_frame,
     require_no_nan,
     require_numeric,
+    require_positive_int,
 )
 from course_lib.mixed import lmer
 
@@ -474,8 +475,7 @@ def fit_numpyro(data: pd.DataFrame, y: str = "Reaction", x: str = "Days",
     _check(data, y, x, group)
     for name, value in {"num_chains": num_chains, "num_warmup": num_warmup,
                         "num_samples": num_samples}.items():
-        if not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        require_positive_int(value, name)
     import numpyro
 
     # One host device per chain, so that chains run in parallel; this only takes effect if

@@ -30,7 +30,8 @@ import scipy.stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning  # the warning users filter
 from threadpoolctl import ThreadpoolController
 
-from course_lib._validate import require_columns, require_frame, require_no_nan
+from course_lib._validate import (require_columns, require_frame, require_no_nan,
+                                  require_positive_int)
 from course_lib.mixed.formula import ParsedFormula, _used_columns, cbind_parts, parse_formula
 from course_lib.mixed.frame import ModelFrame, model_frame
 from course_lib.mixed.optimize import bobyqa
@@ -631,8 +632,7 @@ class LmerFit:
         -------
         numpy.ndarray, shape (rows, nsim)
         """
-        if not isinstance(nsim, int | np.integer) or nsim < 1:
-            raise ValueError(f"nsim must be a positive integer, got {nsim!r}")
+        require_positive_int(nsim, "nsim")
         if newdata is not None:
             covs = [self.sigma ** 2 * lam @ lam.T for lam in self._lambda]
             return simulate_lmm(self.formula, newdata, self.fixef.to_dict(), covs, self.sigma,

@@ -41,7 +41,7 @@ import scipy.special
 import scipy.stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from course_lib._validate import require_frame
+from course_lib._validate import require_frame, require_positive_int
 from course_lib.mixed.fit import (
     SINGULAR_TOL,
     LmerFit,
@@ -539,8 +539,7 @@ def glmer(formula: str, data: pd.DataFrame, family="poisson", weights=None, offs
     """
     require_frame(data)
     fam = _family(family)
-    if not isinstance(nAGQ, int | np.integer) or nAGQ < 1:
-        raise ValueError(f"nAGQ must be a positive integer, got {nAGQ!r}")
+    require_positive_int(nAGQ, "nAGQ")
     parsed = parse_formula(formula)
     if not parsed.random:
         raise ValueError(f"formula {formula!r} has no random-effects term such as "
@@ -831,8 +830,7 @@ class GlmerFit(LmerFit):
         numpy.ndarray, shape (rows, nsim)
             Counts, or proportions of successes (0/1 for a 0/1 response).
         """
-        if not isinstance(nsim, int | np.integer) or nsim < 1:
-            raise ValueError(f"nsim must be a positive integer, got {nsim!r}")
+        require_positive_int(nsim, "nsim")
         if newdata is not None:
             raise ValueError("simulate(newdata=...) of a GLMM is not available; simulate on the "
                              "fitted rows, or fit the model to a design with placeholder data")

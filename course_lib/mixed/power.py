@@ -19,10 +19,10 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 
-import numpy as np
 import pandas as pd
 import scipy.stats
 
+from course_lib._validate import require_positive_int
 from course_lib.mixed.fit import lmer
 from course_lib.mixed.formula import parse_formula
 from course_lib.mixed.simulate import simulate_lmm
@@ -58,8 +58,7 @@ def power_sim(formula: str, design: pd.DataFrame, fixef: dict, varcorr: dict, si
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
-    if not isinstance(nsim, int | np.integer) or nsim < 1:
-        raise ValueError(f"nsim must be a positive integer, got {nsim!r}")
+    require_positive_int(nsim, "nsim")
     parsed = parse_formula(formula)
     ys = simulate_lmm(formula, design, fixef, varcorr, sigma, nsim, seed)
     data = design.assign(**{parsed.response: ys[:, 0]})
