@@ -428,7 +428,7 @@ def test_bad_arguments_raise(data, kwargs, message):
 
 @pytest.mark.parametrize("response, shift", [("Reaction - 250", [250.0, 0.0]),
                                              ("Reaction - Days", [0.0, 1.0])])
-def test_a_response_is_arithmetic_as_in_r_not_a_formula_of_terms(fits, data, response, shift):
+def test_a_response_is_arithmetic_as_in_r_not_a_formula_of_terms(data, response, shift):
     # in patsy's formula language "Reaction - Days" would be the term Reaction without Days,
     # silently fitting Reaction; R evaluates it: the intercept or the slope moves by the shift
     ref = FITS["sleep_correlated_reml"]
@@ -438,13 +438,13 @@ def test_a_response_is_arithmetic_as_in_r_not_a_formula_of_terms(fits, data, res
     np.testing.assert_allclose(fit.theta, ref["theta"], rtol=RTOL)
 
 
-R_TERMS = json.loads((Path(__file__).parent / "reference" / "engine" / "r_terms_reference.json")
-                     .read_text(encoding="utf-8"))["fits"]
+ENGINE = Path(__file__).parent / "reference" / "engine"
+R_TERMS = json.loads((ENGINE / "r_terms_reference.json").read_text(encoding="utf-8"))["fits"]
 
 
 def _r_terms_data(name: str) -> pd.DataFrame:
     if name == "cake":  # lme4's cake: temperature is an ordered factor, replicate a label
-        cake = pd.read_csv(Path(__file__).parent / "reference" / "engine" / "data" / "cake.csv.gz")
+        cake = pd.read_csv(ENGINE / "data" / "cake.csv.gz")
         return cake.astype({"replicate": str, "temperature": pd.CategoricalDtype(
             sorted(cake["temperature"].unique()), ordered=True)})
     sleep = load_sleepstudy()
